@@ -1,0 +1,36 @@
+# Two commands on a fresh clone: `make demo` and `make test`. Both build .venv (Python 3.11) first.
+
+SHELL := /bin/bash
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+# Python 3.11: from PATH, else from pyenv; override with `make PYTHON311=/path/to/python3.11`.
+PYTHON311 ?= $(shell command -v python3.11 2>/dev/null || \
+	(command -v pyenv >/dev/null && ls -d "$$(pyenv root)"/versions/3.11*/bin/python3.11 2>/dev/null | tail -n 1))
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: demo test lint venv clean bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ -z "$(PYTHON311)" ] || ! "$(PYTHON311)" -c 'import sys; assert sys.version_info[:2] == (3, 11)' 2>/dev/null; then \
+		echo "error: Python 3.11 not found; install it or run make PYTHON311=/path/to/python3.11" >&2; exit 1; fi
+	@echo "creating $(VENV) with $(PYTHON311)"
+	@test -x $(VENV)/bin/python || "$(PYTHON311)" -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install $(PIP_QUIET) -e '.[test]' 2> >(grep -v "^WARNING: Location" >&2)
+	@touch $@
+
+demo: $(STAMP)
+	$(VENV)/bin/engage demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+
+test: lint
+	$(VENV)/bin/python -m pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

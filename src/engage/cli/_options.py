@@ -1,0 +1,20 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+WorkspaceOption = typer.Option(
+    None,
+    "--workspace",
+    "-w",
+    envvar="ENGAGE_WORKSPACE",
+    help="The workspace folder (the one holding endpoints.yml). Default: found by walking up from here.",
+    file_okay=False,
+)
+
+
+def workspace_path(value: Path | None) -> Path | None:
+    return value

@@ -1,0 +1,60 @@
+"""Entry point of the `engage` command.
+
+Expected failures (`EngageError`) print their one-line message and exit 1; anything else is a bug and
+exits 2 with its traceback so it stays visible.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from importlib import import_module
+
+import typer
+from rich.console import Console
+
+from engage.errors import EngageError
+
+__all__ = ["app", "main"]
+
+COMMAND_MODULES = ["check", "init", "db", "serve", "worker", "run", "events", "profiles", "demo"]
+
+app = typer.Typer(
+    name="engage",
+    help="Self-hosted omnichannel engagement for online shops.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for _name in COMMAND_MODULES:
+    import_module(f"engage.cli.{_name}").register(app)
+
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        app(args=argv, standalone_mode=False)
+    except EngageError as exc:
+        for line in str(exc).splitlines():
+            _err.print(f"[red]error:[/red] {line}", markup=True)
+        return 1
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        _err.print("aborted")
+        return 1
+    except Exception as exc:  # click's own usage errors carry their exit code
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        traceback.print_exc()
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,41 @@
+"""`engage worker`: deliver the stream to the consumers (profiles, and the stages later issues add)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+from engage.cli._context import open_engage, setup_logging
+from engage.cli._options import WorkspaceOption
+
+log = logging.getLogger("engage.worker")
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def worker(workspace: Path | None = WorkspaceOption) -> None:
+    """Process events until stopped (SIGTERM or Ctrl-C)."""
+    setup_logging()
+    engage = open_engage(workspace)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    log.info("worker started: stream %s, consumers %s", engage.stream.name, ", ".join(engage.consumers.names()))
+    try:
+        engage.stream.run(engage.consumers, stop)
+    finally:
+        engage.close()
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)

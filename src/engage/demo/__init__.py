@@ -1,0 +1,1 @@
+"""The demo: a simulated shop run through engage on the embedded default."""

@@ -1,0 +1,152 @@
+"""`engage demo` at this stage of the project: a simulated storefront through ingestion and profiles.
+
+What it shows: Segment calls over HTTP with a write key, duplicates (client retries) stored once, bad
+events rejected by field while the rest of their batch is kept, anonymous browsing carried into the
+account at signup, consent per channel, and the worker bringing profiles up to date.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy import func, select
+
+from engage.bootstrap import bootstrap
+from engage.demo.server import LocalServer
+from engage.demo.shoppers import simulate
+from engage.errors import WorkspaceError
+from engage.events.consumers import offset_of
+from engage.store.models import Consent, EventRecord, Identity, Profile, ProfileMerge
+from engage.workspace import Workspace, init_workspace
+
+__all__ = ["DemoReport", "run_demo", "prepare_workspace"]
+
+MARKER = ".engage-demo"
+BATCH = 20
+
+
+@dataclass
+class DemoReport:
+    calls_sent: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejection_examples: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    events_by_name: Counter[str] = field(default_factory=Counter)
+    profiles: int = 0
+    known_profiles: int = 0
+    anonymous_profiles: int = 0
+    carried_over: int = 0
+    merges: int = 0
+    consent: dict[str, int] = field(default_factory=dict)
+    example_user: str | None = None
+
+
+def prepare_workspace(directory: Path) -> Workspace:
+    """A fresh copy of the example workspace; only a folder made by a previous demo is ever replaced."""
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / MARKER).exists():
+            raise WorkspaceError(f"{directory}: exists and was not made by `engage demo`; choose another --dir")
+        shutil.rmtree(directory)
+    init_workspace(directory)
+    (directory / MARKER).write_text("made by engage demo; deleted by the next run\n")
+    return Workspace.load(directory)
+
+
+def _corrupt(rng: random.Random, call: dict[str, Any]) -> dict[str, Any]:
+    """A storefront bug: what a broken client might send."""
+    broken = dict(call)
+    choice = rng.randrange(3)
+    if choice == 0:
+        broken.pop("event", None)
+        broken["type"] = "track"
+    elif choice == 1:
+        broken["type"] = "identify"
+        broken["traits"] = {"email": "not-an-email"}
+    else:
+        broken["timestamp"] = "yesterday"
+    broken["messageId"] = f"broken-{call['messageId']}"
+    return broken
+
+
+def run_demo(directory: Path, *, users: int, days: int, seed: int, console: Console) -> DemoReport:
+    workspace = prepare_workspace(directory)
+    engage = bootstrap(workspace)
+    rng = random.Random(seed + 1)
+    start = datetime(2026, 1, 1, tzinfo=UTC) - timedelta(days=days)
+    calls = list(simulate(users, days, seed, start))
+    write_key = workspace.endpoints.ingest.write_keys[0]
+    report = DemoReport()
+    began = time.perf_counter()
+    with LocalServer(engage) as server, requests.Session() as http:
+        http.auth = (write_key, "")
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("storefront traffic", total=len(calls))
+            for offset in range(0, len(calls), BATCH):
+                batch = calls[offset : offset + BATCH]
+                if rng.random() < 0.15:
+                    batch = [*batch, _corrupt(rng, rng.choice(batch))]
+                retries = 2 if rng.random() < 0.1 else 1  # a client that timed out and sent again
+                for _ in range(retries):
+                    response = http.post(f"{server.url}/v1/batch", json={"batch": batch}, timeout=30)
+                    body = response.json()
+                    report.calls_sent += len(batch)
+                    report.accepted += body.get("accepted", 0)
+                    report.duplicates += body.get("duplicates", 0)
+                    for rejection in body.get("rejected", []):
+                        report.rejected += 1
+                        if len(report.rejection_examples) < 3:
+                            report.rejection_examples.append(f"{rejection['field']}: {rejection['message']}")
+                progress.advance(task, len(batch))
+            task = progress.add_task("profiles catching up", total=None)
+            last = engage.log.last_seq()
+            while offset_of(engage.database, "profiles") < last:
+                time.sleep(0.05)
+    report.seconds = time.perf_counter() - began
+    _summarise(engage.database, report)
+    engage.close()
+    return report
+
+
+def _summarise(database: Any, report: DemoReport) -> None:
+    events, profiles, identities = EventRecord.__table__, Profile.__table__, Identity.__table__
+    with database.read() as connection:
+        report.events_by_name = Counter(
+            dict(connection.execute(select(events.c.event, func.count()).group_by(events.c.event)).tuples())
+        )
+        report.profiles = connection.execute(select(func.count()).select_from(profiles)).scalar_one()
+        report.known_profiles = connection.execute(
+            select(func.count()).select_from(profiles).where(profiles.c.user_id.is_not(None))
+        ).scalar_one()
+        report.anonymous_profiles = report.profiles - report.known_profiles
+        # Accounts whose pre-signup browsing (events without a user id) now belongs to them.
+        report.carried_over = connection.execute(
+            select(func.count(func.distinct(events.c.profile_id))).where(
+                events.c.user_id.is_(None),
+                events.c.profile_id.in_(select(identities.c.profile_id).where(identities.c.kind == "user")),
+            )
+        ).scalar_one()
+        report.merges = connection.execute(select(func.count()).select_from(ProfileMerge.__table__)).scalar_one()
+        consents = Consent.__table__
+        report.consent = {
+            f"{channel} {'opted in' if subscribed else 'opted out'}": count
+            for channel, subscribed, count in connection.execute(
+                select(consents.c.channel, consents.c.subscribed, func.count()).group_by(
+                    consents.c.channel, consents.c.subscribed
+                )
+            )
+        }
+        report.example_user = connection.execute(
+            select(identities.c.value).where(identities.c.kind == "user").order_by(identities.c.value).limit(1)
+        ).scalar_one_or_none()

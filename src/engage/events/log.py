@@ -1,0 +1,257 @@
+"""The event log: every accepted event, in order, once.
+
+Appends are serialised (SQLite has one writer; on PostgreSQL a transaction-level advisory lock) so that
+`seq` grows in commit order. Readers can then tail the log by `seq` without ever missing an event that
+commits late, which is what makes the log itself the embedded stream and the RabbitMQ relay's source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, bindparam, func, insert, select, text
+
+from engage.events._recent import RecentEvents
+from engage.events.identity import IdentityResolver, Merge
+from engage.events.schema import Event
+from engage.store.database import Database, as_utc
+from engage.store.models import EventRecord
+
+__all__ = ["EventLog", "LoggedEvent", "AppendResult", "MERGE_EVENT"]
+
+event_log = EventRecord.__table__
+MERGE_EVENT = "ProfilesMerged"
+_APPEND_LOCK = 0x656E6C67  # "enlg"
+_STORED_IDS = select(event_log.c.message_id).where(event_log.c.message_id.in_(bindparam("ids", expanding=True)))
+_CHUNK = 500
+
+
+@dataclass(slots=True)
+class LoggedEvent:
+    """An event as consumers receive it: its place in the log and the profile it belongs to."""
+
+    seq: int
+    message_id: str
+    type: str
+    event: str | None
+    channel: str
+    profile_id: str
+    user_id: str | None
+    anonymous_id: str | None
+    timestamp: datetime
+    received_at: datetime
+    properties: dict[str, Any] = field(default_factory=dict)
+    traits: dict[str, Any] = field(default_factory=dict)
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> LoggedEvent:
+        data = dict(data)
+        for key in ("timestamp", "received_at"):
+            if isinstance(data[key], str):
+                data[key] = datetime.fromisoformat(data[key])
+        return cls(**data)
+
+    @classmethod
+    def from_row(cls, row: Any) -> LoggedEvent:
+        return cls(
+            seq=row.seq,
+            message_id=row.message_id,
+            type=row.type,
+            event=row.event,
+            channel=row.channel,
+            profile_id=row.profile_id,
+            user_id=row.user_id,
+            anonymous_id=row.anonymous_id,
+            timestamp=as_utc(row.timestamp),
+            received_at=as_utc(row.received_at),
+            properties=row.properties or {},
+            traits=row.traits or {},
+            context=row.context or {},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    accepted: int
+    duplicates: int
+    merges: int = 0
+
+
+_COLUMNS = (
+    "message_id", "type", "event", "channel", "profile_id", "user_id", "anonymous_id",
+    "timestamp", "received_at", "properties", "traits", "context",
+)  # fmt: skip
+_JSON_COLUMNS = {"properties", "traits", "context"}
+
+
+def _sqlite_datetime(value: datetime) -> str:
+    """The text form SQLAlchemy's SQLite DateTime reads back (naive UTC)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _driver_values(row: dict[str, Any], sqlite: bool) -> tuple[Any, ...]:
+    values = []
+    for column in _COLUMNS:
+        value = row[column]
+        if column in _JSON_COLUMNS:
+            value = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+        elif sqlite and isinstance(value, datetime):
+            value = _sqlite_datetime(value)
+        values.append(value)
+    return tuple(values)
+
+
+def _row(event: Event, profile_id: str, received_at: datetime) -> dict[str, Any]:
+    properties = event.properties
+    if event.previous_id:
+        properties = {**properties, "previousId": event.previous_id}
+    return {
+        "message_id": event.message_id,
+        "type": event.type,
+        "event": event.event,
+        "channel": event.channel,
+        "profile_id": profile_id,
+        "user_id": event.user_id,
+        "anonymous_id": event.anonymous_id,
+        "timestamp": event.timestamp,
+        "received_at": received_at,
+        "properties": properties,
+        "traits": event.traits,
+        "context": event.context,
+    }
+
+
+def _merge_row(merge: Merge, cause: Event, received_at: datetime) -> dict[str, Any]:
+    return {
+        "message_id": f"merge:{merge.from_profile}",
+        "type": "merge",
+        "event": MERGE_EVENT,
+        "channel": "system",
+        "profile_id": merge.into_profile,
+        "user_id": cause.user_id,
+        "anonymous_id": cause.anonymous_id,
+        "timestamp": cause.timestamp,
+        "received_at": received_at,
+        "properties": {"from_profile": merge.from_profile, "into_profile": merge.into_profile},
+        "traits": {},
+        "context": {"cause": cause.message_id},
+    }
+
+
+class EventLog:
+    def __init__(self, database: Database, on_append: Callable[[], None] | None = None):
+        self.database = database
+        self.on_append = on_append
+        self._recent = RecentEvents()
+
+    def append(self, events: list[Event], received_at: datetime) -> AppendResult:
+        """Store `events` once each (by messageId), resolving identities; returns what was new."""
+        if not events:
+            return AppendResult(0, 0)
+        with self.database.write() as connection:
+            if not self.database.is_sqlite:
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
+            fresh = self._new_events(connection, events)
+            rows, merges = self._resolve(connection, fresh, received_at)
+            appended = self._insert(connection, rows) if rows else []
+        if appended:
+            self._recent.add(appended)
+            if self.on_append is not None:
+                self.on_append()
+        return AppendResult(len(fresh), len(events) - len(fresh), merges)
+
+    def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> list[LoggedEvent]:
+        """Insert with the driver's executemany (the hot path), then learn the `seq` each row got.
+
+        Appends are serialised, so the rows above the previous maximum are exactly this batch's.
+        """
+        before = connection.execute(select(func.coalesce(func.max(event_log.c.seq), 0))).scalar_one()
+        sqlite = self.database.is_sqlite
+        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+        sql = f"INSERT INTO event_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([marker] * len(_COLUMNS))})"
+        connection.exec_driver_sql(sql, [_driver_values(row, sqlite) for row in rows])
+        result = connection.execute(
+            select(event_log.c.message_id, event_log.c.seq).where(event_log.c.seq > before)
+        )
+        seq_of = {message_id: seq for message_id, seq in result}
+        return [LoggedEvent(seq=seq_of[row["message_id"]], **row) for row in rows]
+
+    def _new_events(self, connection: Connection, events: list[Event]) -> list[Event]:
+        ids = {event.message_id for event in events}
+        seen: set[str] = set()
+        id_list = list(ids)
+        for start in range(0, len(id_list), _CHUNK):
+            chunk = id_list[start : start + _CHUNK]
+            seen.update(
+                connection.execute(_STORED_IDS, {"ids": chunk})
+                .scalars()
+                .all()
+            )
+        fresh = []
+        for event in events:
+            if event.message_id not in seen:
+                seen.add(event.message_id)
+                fresh.append(event)
+        return fresh
+
+    def _resolve(
+        self, connection: Connection, events: list[Event], received_at: datetime
+    ) -> tuple[list[dict[str, Any]], int]:
+        resolver = IdentityResolver(connection, received_at)
+        resolver.load(events)
+        rows: list[dict[str, Any]] = []
+        merges = 0
+        for event in events:
+            profile_id, merge = resolver.resolve(event)
+            if merge is not None:
+                merges += 1
+                for row in rows:  # this batch's earlier events of the merged profile move too
+                    if row["profile_id"] == merge.from_profile:
+                        row["profile_id"] = merge.into_profile
+                rows.append(_merge_row(merge, event, received_at))
+            rows.append(_row(event, profile_id, received_at))
+        resolver.flush()
+        return rows, merges
+
+    def read(self, after_seq: int, limit: int = 500, connection: Connection | None = None) -> list[LoggedEvent]:
+        """Up to `limit` events with `seq` greater than `after_seq`, in order."""
+        cached = self._recent.after(after_seq, limit)
+        if cached:
+            return cached
+        query = select(event_log).where(event_log.c.seq > after_seq).order_by(event_log.c.seq).limit(limit)
+        if connection is not None:
+            return [LoggedEvent.from_row(row) for row in connection.execute(query)]
+        with self.database.read() as conn:
+            return [LoggedEvent.from_row(row) for row in conn.execute(query)]
+
+    def last_seq(self) -> int:
+        with self.database.read() as connection:
+            return connection.execute(select(func.coalesce(func.max(event_log.c.seq), 0))).scalar_one()
+
+    def count(self) -> int:
+        with self.database.read() as connection:
+            return connection.execute(select(func.count()).select_from(event_log)).scalar_one()
+
+    def since(self, start: datetime, batch: int = 10_000) -> Iterator[list[LoggedEvent]]:
+        """Every event that happened at or after `start`, in log order and in pages, for exports."""
+        after = 0
+        while True:
+            with self.database.read() as connection:
+                rows = connection.execute(
+                    select(event_log)
+                    .where(event_log.c.seq > after, event_log.c.timestamp >= start)
+                    .order_by(event_log.c.seq)
+                    .limit(batch)
+                ).all()
+            if not rows:
+                return
+            yield [LoggedEvent.from_row(row) for row in rows]
+            after = rows[-1].seq

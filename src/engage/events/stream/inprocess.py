@@ -1,0 +1,54 @@
+"""The embedded stream: consumers in this process read the log directly.
+
+Nothing besides the database is needed. Each consumer keeps its own offset in partition 0; a separate
+`engage worker` process polls, one in the same process as the API is woken as soon as events land.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.exc import DBAPIError
+
+from engage.events.consumers import ConsumerRegistry, deliver, offset_of
+from engage.events.stream.base import EventStream
+
+__all__ = ["InProcessStream"]
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.2
+PARTITION = 0
+
+
+class InProcessStream(EventStream):
+    name = "inprocess"
+
+    def run(self, consumers: ConsumerRegistry, stop: threading.Event) -> None:
+        backoff = POLL_SECONDS
+        while not stop.is_set():
+            try:
+                busy = self.deliver_once(consumers)
+                backoff = POLL_SECONDS
+            except DBAPIError:
+                log.warning("database unavailable; retrying in %.1fs", backoff, exc_info=True)
+                busy = False
+                backoff = min(backoff * 2, 5.0)
+            if not busy:
+                self._wake.wait(backoff)
+                self._wake.clear()
+
+    def deliver_once(self, consumers: ConsumerRegistry) -> bool:
+        """One round: each consumer gets its next batch. True when there may be more to do."""
+        done = {consumer.name: offset_of(self.database, consumer.name, PARTITION) for consumer in consumers}
+        if not done:
+            return False
+        events = self.log.read(after_seq=min(done.values()), limit=self.batch_size)
+        for consumer in consumers:
+            deliver(self.database, consumer, PARTITION, events)
+        return len(events) == self.batch_size
+
+    def drain(self, consumers: ConsumerRegistry) -> None:
+        """Deliver everything in the log now (for commands and tests that need a settled state)."""
+        while self.deliver_once(consumers):
+            pass

@@ -1,0 +1,187 @@
+"""The profiles consumer: folds each profile's events into its traits, consent and activity.
+
+Works a batch at a time: one read of the touched profiles and consents, changes in memory, one upsert of
+each. A profile remembers the last `seq` applied, so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, delete, select
+
+from engage.events.log import MERGE_EVENT, LoggedEvent
+from engage.profiles.consent import ConsentChange, consent_changes
+from engage.store.database import as_utc
+from engage.store.models import Consent, Profile, ProfileMerge
+from engage.store.upsert import upsert
+
+__all__ = ["ProfilesConsumer"]
+
+profiles = Profile.__table__
+consents = Consent.__table__
+merges = ProfileMerge.__table__
+_CHUNK = 500
+_IDS = bindparam("ids", expanding=True)
+_REDIRECTS = select(merges.c.from_profile, merges.c.into_profile).where(merges.c.from_profile.in_(_IDS))
+_PROFILES = select(profiles).where(profiles.c.id.in_(_IDS))
+_CONSENTS = select(consents).where(consents.c.profile_id.in_(_IDS))
+
+
+def _chunks(items: list[str]) -> list[list[str]]:
+    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+
+
+@dataclass
+class _Batch:
+    """The touched rows of one batch, loaded once and written once."""
+
+    connection: Connection
+    profiles: dict[str, dict[str, Any]]
+    consents: dict[tuple[str, str], dict[str, Any]]
+    redirects: dict[str, str]
+    deleted: set[str]
+
+    @classmethod
+    def load(cls, connection: Connection, profile_ids: set[str]) -> _Batch:
+        ids = sorted(profile_ids)
+        redirects: dict[str, str] = {}
+        for chunk in _chunks(ids):
+            rows = connection.execute(_REDIRECTS, {"ids": chunk})
+            redirects.update((source, target) for source, target in rows)
+        wanted = sorted(set(ids) | set(redirects.values()))
+        batch = cls(connection, {}, {}, redirects, set())
+        batch._load_rows(wanted)
+        return batch
+
+    def _load_rows(self, ids: list[str]) -> None:
+        for chunk in _chunks(ids):
+            for row in self.connection.execute(_PROFILES, {"ids": chunk}).mappings():
+                profile = dict(row)
+                profile["traits"] = dict(profile["traits"] or {})
+                profile["first_seen"] = as_utc(profile["first_seen"])
+                profile["last_seen"] = as_utc(profile["last_seen"])
+                self.profiles[profile["id"]] = profile
+            for row in self.connection.execute(_CONSENTS, {"ids": chunk}).mappings():
+                consent = dict(row)
+                consent["updated_at"] = as_utc(consent["updated_at"])
+                self.consents[(consent["profile_id"], consent["channel"])] = consent
+
+    def target(self, profile_id: str) -> str:
+        return self.redirects.get(profile_id, profile_id)
+
+
+class ProfilesConsumer:
+    name = "profiles"
+
+    def handle(self, connection: Connection, events: Sequence[LoggedEvent]) -> None:
+        touched = {event.profile_id for event in events}
+        touched.update(event.properties["from_profile"] for event in events if event.event == MERGE_EVENT)
+        batch = _Batch.load(connection, touched)
+        for event in events:
+            if event.type == "merge":
+                self._merge(batch, event)
+            else:
+                self._apply(batch, event)
+        self._write(batch)
+
+    def _apply(self, batch: _Batch, event: LoggedEvent) -> None:
+        profile_id = batch.target(event.profile_id)
+        profile = batch.profiles.get(profile_id)
+        if profile is None:
+            profile = batch.profiles[profile_id] = {
+                "id": profile_id,
+                "user_id": None,
+                "traits": {},
+                "first_seen": event.timestamp,
+                "last_seen": event.timestamp,
+                "event_count": 0,
+                "last_seq": 0,
+            }
+        # A guard against replays; an event redirected by a merge may predate the target's latest.
+        if event.seq <= profile["last_seq"] and profile_id == event.profile_id:
+            return
+        if event.user_id:
+            profile["user_id"] = event.user_id
+        _update_traits(profile["traits"], event.traits)
+        context_traits = event.context.get("traits")
+        if isinstance(context_traits, dict):
+            _update_traits(profile["traits"], context_traits)
+        profile["first_seen"] = min(profile["first_seen"], event.timestamp)
+        profile["last_seen"] = max(profile["last_seen"], event.timestamp)
+        profile["event_count"] += 1
+        profile["last_seq"] = max(profile["last_seq"], event.seq)
+        for change in consent_changes(event):
+            _apply_consent(batch, profile_id, change)
+
+    def _merge(self, batch: _Batch, event: LoggedEvent) -> None:
+        source_id = event.properties["from_profile"]
+        target_id = event.properties["into_profile"]
+        batch.redirects[source_id] = target_id
+        source = batch.profiles.pop(source_id, None)
+        if source is not None:
+            batch.deleted.add(source_id)
+        target = batch.profiles.get(target_id)
+        if source is not None:
+            if target is None:
+                target = batch.profiles[target_id] = {**source, "id": target_id}
+            else:
+                target["traits"] = {**source["traits"], **target["traits"]}  # the known profile wins
+                target["first_seen"] = min(target["first_seen"], source["first_seen"])
+                target["last_seen"] = max(target["last_seen"], source["last_seen"])
+                target["event_count"] += source["event_count"]
+                target["user_id"] = target["user_id"] or source["user_id"]
+                target["last_seq"] = max(target["last_seq"], source["last_seq"])
+            for (owner, channel), consent in list(batch.consents.items()):
+                if owner == source_id:
+                    del batch.consents[(owner, channel)]
+                    change = ConsentChange(
+                        channel, consent["subscribed"], consent["source"], consent["updated_at"],
+                        consent["message_id"],
+                    )
+                    _apply_consent(batch, target_id, change)
+
+    def _write(self, batch: _Batch) -> None:
+        connection = batch.connection
+        if batch.deleted:
+            ids = sorted(batch.deleted)
+            connection.execute(delete(profiles).where(profiles.c.id.in_(ids)))
+            connection.execute(delete(consents).where(consents.c.profile_id.in_(ids)))
+        upsert(
+            connection,
+            profiles,
+            list(batch.profiles.values()),
+            key=["id"],
+            update=["user_id", "traits", "first_seen", "last_seen", "event_count", "last_seq"],
+        )
+        upsert(
+            connection,
+            consents,
+            list(batch.consents.values()),
+            key=["profile_id", "channel"],
+            update=["subscribed", "source", "updated_at", "message_id"],
+        )
+
+
+def _update_traits(traits: dict[str, Any], changes: dict[str, Any]) -> None:
+    for key, value in changes.items():
+        if value is None:
+            traits.pop(key, None)
+        else:
+            traits[key] = value
+
+
+def _apply_consent(batch: _Batch, profile_id: str, change: ConsentChange) -> None:
+    current = batch.consents.get((profile_id, change.channel))
+    if current is not None and current["updated_at"] > change.at:
+        return
+    batch.consents[(profile_id, change.channel)] = {
+        "profile_id": profile_id,
+        "channel": change.channel,
+        "subscribed": change.subscribed,
+        "source": change.source,
+        "updated_at": change.at,
+        "message_id": change.message_id,
+    }

@@ -1,0 +1,140 @@
+"""The tables engage keeps.
+
+Table names avoid `events`, which Rasa's SQL tracker store and SQL event broker use, so engage and Rasa
+can share one database.
+
+Ownership follows the loop: ingestion writes `event_log` and `identities`; the profiles consumer writes
+`profiles` and `consents`; the stream writes `stream_offsets`, `dead_letters` and `leases`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Base",
+    "EventRecord",
+    "Identity",
+    "ProfileMerge",
+    "Profile",
+    "Consent",
+    "StreamOffset",
+    "DeadLetter",
+    "Lease",
+]
+
+# BIGINT on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the rowid, which AUTOINCREMENT needs.
+SequenceId = BigInteger().with_variant(Integer(), "sqlite")
+Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class EventRecord(Base):
+    """One accepted event, in the order it was appended. `seq` is the stream position."""
+
+    __tablename__ = "event_log"
+    __table_args__ = (
+        Index("ix_event_log_profile_time", "profile_id", "timestamp"),
+        Index("ix_event_log_received_at", "received_at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    seq: Mapped[int] = mapped_column(SequenceId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    type: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str | None] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))
+    profile_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(200))
+    anonymous_id: Mapped[str | None] = mapped_column(String(200))
+    timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    properties: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    traits: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    context: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+
+
+class Identity(Base):
+    """An identifier seen on events (`user` or `anonymous`) and the profile it belongs to."""
+
+    __tablename__ = "identities"
+    __table_args__ = (Index("ix_identities_profile", "profile_id"),)
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(32))
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ProfileMerge(Base):
+    """A profile folded into another (an anonymous visitor who signed in to a known account)."""
+
+    __tablename__ = "profile_merges"
+
+    from_profile: Mapped[str] = mapped_column(String(32), primary_key=True)
+    into_profile: Mapped[str] = mapped_column(String(32), index=True)
+    merged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Profile(Base):
+    __tablename__ = "profiles"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    traits: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    first_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_seen: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    event_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The last event applied: a redelivered event at or below it changes nothing.
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Consent(Base):
+    __tablename__ = "consents"
+
+    profile_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subscribed: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    message_id: Mapped[str | None] = mapped_column(String(200))
+
+
+class StreamOffset(Base):
+    """How far a consumer has got in one partition of the stream."""
+
+    __tablename__ = "stream_offsets"
+
+    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DeadLetter(Base):
+    """An event a consumer failed on repeatedly: set aside so the stream moves on, never dropped."""
+
+    __tablename__ = "dead_letters"
+
+    consumer: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    error: Mapped[str] = mapped_column(Text)
+    failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Lease(Base):
+    """A named role held by one process at a time (the stream relay), renewed while it lives."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,98 @@
+"""Fixtures shared by the whole suite.
+
+PostgreSQL and RabbitMQ tests skip with a reason when the service is absent, and fail instead when
+ENGAGE_REQUIRE_SERVICES=1 (CI sets it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from engage.workspace import Workspace, init_workspace
+
+POSTGRES_ADMIN_URL = os.environ.get("ENGAGE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+RABBITMQ_URL = os.environ.get("ENGAGE_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/%2F")
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (or fail, under ENGAGE_REQUIRE_SERVICES=1) unless `host:port` accepts connections."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as exc:
+        reason = f"{name} is not reachable on {host}:{port} ({exc})"
+    if os.environ.get("ENGAGE_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason}; ENGAGE_REQUIRE_SERVICES=1 requires it")
+    pytest.skip(reason)
+
+
+def require_postgres() -> None:
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+
+
+def require_rabbitmq() -> None:
+    require_service("RabbitMQ", "127.0.0.1", 5672)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped after the test."""
+    require_postgres()
+    name = f"engage_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using it runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'engage.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
+MakeWorkspace = Callable[..., Workspace]
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path) -> MakeWorkspace:
+    """Write a workspace from the shipped example into a temporary folder, with settings overridden."""
+
+    def make(
+        database_url: str | None = None,
+        stream: str = "inprocess",
+        exchange: str | None = None,
+        batch_size: int | None = None,
+        folder: str = "workspace",
+    ) -> Workspace:
+        root = tmp_path / folder
+        init_workspace(root)
+        endpoints = root / "endpoints.yml"
+        content = endpoints.read_text()
+        if database_url:
+            content = content.replace("url: sqlite:///var/engage.db", f"url: {database_url}")
+        if stream == "rabbitmq":
+            content = content.replace("type: inprocess", f"type: rabbitmq\n  url: {RABBITMQ_URL}")
+            content = content.replace(
+                "exchange: engage.events", f"exchange: {exchange or f'engage.test.{uuid.uuid4().hex[:8]}'}"
+            )
+        if batch_size:
+            content = content.replace("batch_size: 500", f"batch_size: {batch_size}")
+        endpoints.write_text(content)
+        return Workspace.load(root)
+
+    return make

@@ -13,11 +13,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import create_engine, text
 
+from engage.bootstrap import Engage, bootstrap
+from engage.demo.server import LocalServer
 from engage.workspace import Workspace, init_workspace
+from tests.helpers import settled
 
-POSTGRES_ADMIN_URL = os.environ.get("ENGAGE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ENGAGE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 RABBITMQ_URL = os.environ.get("ENGAGE_TEST_RABBITMQ", "amqp://guest:guest@127.0.0.1:5672/%2F")
 
 
@@ -68,9 +74,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 MakeWorkspace = Callable[..., Workspace]
 
 
+def delete_exchange(exchange: str, partitions: int) -> None:
+    """Remove a test's exchange and its partition queues from RabbitMQ."""
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        channel = connection.channel()
+        for partition in range(partitions):
+            channel.queue_delete(f"{exchange}.p{partition}")
+        channel.exchange_delete(exchange)
+    finally:
+        connection.close()
+
+
 @pytest.fixture
-def make_workspace(tmp_path: Path) -> MakeWorkspace:
+def make_workspace(tmp_path: Path) -> Iterator[MakeWorkspace]:
     """Write a workspace from the shipped example into a temporary folder, with settings overridden."""
+    exchanges: list[str] = []
 
     def make(
         database_url: str | None = None,
@@ -86,13 +107,47 @@ def make_workspace(tmp_path: Path) -> MakeWorkspace:
         if database_url:
             content = content.replace("url: sqlite:///var/engage.db", f"url: {database_url}")
         if stream == "rabbitmq":
+            exchange = exchange or f"engage.test.{uuid.uuid4().hex[:8]}"
+            exchanges.append(exchange)
             content = content.replace("type: inprocess", f"type: rabbitmq\n  url: {RABBITMQ_URL}")
-            content = content.replace(
-                "exchange: engage.events", f"exchange: {exchange or f'engage.test.{uuid.uuid4().hex[:8]}'}"
-            )
+            content = content.replace("exchange: engage.events", f"exchange: {exchange}")
         if batch_size:
             content = content.replace("batch_size: 500", f"batch_size: {batch_size}")
         endpoints.write_text(content)
         return Workspace.load(root)
 
-    return make
+    yield make
+    for exchange in exchanges:
+        delete_exchange(exchange, partitions=8)
+
+
+@pytest.fixture
+def engage(make_workspace: MakeWorkspace, database_url: str) -> Iterator[Engage]:
+    """A bootstrapped engine on a fresh workspace, on SQLite and on PostgreSQL."""
+    instance = bootstrap(make_workspace(database_url=database_url))
+    yield instance
+    instance.close()
+
+
+@pytest.fixture
+def api(engage: Engage) -> Iterator[Api]:
+    """The real HTTP API and a worker, on a free loopback port, with a client holding the write key."""
+    with LocalServer(engage) as server, requests.Session() as session:
+        session.auth = (engage.workspace.endpoints.ingest.write_keys[0], "")
+        yield Api(server.url, session, engage)
+
+
+class Api:
+    def __init__(self, url: str, session: requests.Session, engage: Engage):
+        self.url = url
+        self.session = session
+        self.engage = engage
+
+    def post(self, path: str, body: object, **kwargs: object) -> requests.Response:
+        return self.session.post(self.url + path, json=body, timeout=30, **kwargs)  # type: ignore[arg-type]
+
+    def profile(self, identifier: str) -> dict:
+        settled(self.engage)
+        response = self.session.get(f"{self.url}/v1/profiles/{identifier}", timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()

@@ -40,7 +40,9 @@ def demo(
     people.add_row("profiles", f"{report.profiles:,}")
     people.add_row("known customers", f"{report.known_profiles:,}")
     people.add_row("anonymous visitors", f"{report.anonymous_profiles:,}")
-    people.add_row("customers whose anonymous browsing followed them into their account", f"{report.carried_over:,}")
+    people.add_row(
+        "customers whose anonymous browsing followed them into their account", f"{report.carried_over:,}"
+    )
     people.add_row("profiles merged (same customer on a second device)", f"{report.merges:,}")
     for label, count in sorted(report.consent.items()):
         people.add_row(f"consent: {label}", f"{count:,}")

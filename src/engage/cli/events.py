@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import orjson
@@ -23,7 +23,7 @@ events_app = typer.Typer(help="The event log.", no_args_is_help=True)
 _CHANNEL_COLOURS = {"web": "cyan", "email": "magenta", "sms": "green", "chat": "yellow", "system": "blue"}
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     parquet = "parquet"
     csv = "csv"
 
@@ -77,9 +77,13 @@ def _parse_since(value: str) -> datetime:
 
 @events_app.command("export")
 def export(
-    since: str = typer.Option(..., "--since", help="Export events that happened at or after this date (UTC)."),
+    since: str = typer.Option(
+        ..., "--since", help="Export events that happened at or after this date (UTC)."
+    ),
     format: ExportFormat = typer.Option(ExportFormat.parquet, "--format", help="parquet or csv."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="File to write (default under var/exports)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="File to write (default under var/exports)."
+    ),
     workspace: Path | None = WorkspaceOption,
 ) -> None:
     """Write the event log since a date to Parquet or CSV, for analysis with pandas or a warehouse."""

@@ -12,6 +12,7 @@ from importlib import import_module
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from engage.errors import EngageError
 
@@ -35,10 +36,11 @@ _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns a command's `typer.Exit(code)` instead of raising it.
+        code = app(args=argv, standalone_mode=False)
     except EngageError as exc:
         for line in str(exc).splitlines():
-            _err.print(f"[red]error:[/red] {line}", markup=True)
+            _err.print(f"[red]error:[/red] {escape(line)}", markup=True)
         return 1
     except typer.Exit as exc:
         return exc.exit_code
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             return exc.exit_code
         traceback.print_exc()
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

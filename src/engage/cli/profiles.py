@@ -29,7 +29,9 @@ def show(
     database = Database(ws.endpoints.database.url)
     try:
         with database.read() as connection:
-            view = profile_view(connection, user, email_consent_default=ws.endpoints.profiles.email_consent_default)
+            view = profile_view(
+                connection, user, email_consent_default=ws.endpoints.profiles.email_consent_default
+            )
     finally:
         database.dispose()
     if view is None:
@@ -38,15 +40,19 @@ def show(
         typer.echo(orjson.dumps(view, option=orjson.OPT_INDENT_2).decode())
         return
     console = Console(highlight=False)
-    console.print(f"[bold]{view['user_id'] or user}[/]  profile {view['profile_id']}  "
-                  f"{view['event_count']} events, last seen {view['last_seen']}")
+    console.print(
+        f"[bold]{view['user_id'] or user}[/]  profile {view['profile_id']}  "
+        f"{view['event_count']} events, last seen {view['last_seen']}"
+    )
     table = Table("trait", "value", title="traits", title_justify="left")
     for key, value in sorted(view["traits"].items()):
         table.add_row(key, str(value))
     console.print(table)
     consent = Table("channel", "subscribed", "source", "since", title="consent", title_justify="left")
     for channel, state in view["consent"].items():
-        consent.add_row(channel, "yes" if state["subscribed"] else "no", state["source"], state["updated_at"] or "")
+        consent.add_row(
+            channel, "yes" if state["subscribed"] else "no", state["source"], state["updated_at"] or ""
+        )
     console.print(consent)
     console.print("identities: " + ", ".join(f"{i['type']}:{i['id']}" for i in view["identities"]))
     recent = Table("time", "channel", "event", title="latest events", title_justify="left")

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from pathlib import Path
 
 import typer
-import uvicorn
 
 from engage.cli._context import open_engage, setup_logging
 from engage.cli._options import WorkspaceOption
+from engage.cli._serving import serve_until_stopped
 from engage.cli.serve import HostOption, PortOption
-from engage.web import create_app
-
-log = logging.getLogger("engage.run")
 
 
 def run(
@@ -24,18 +19,7 @@ def run(
 ) -> None:
     """Serve the HTTP API and process events, until Ctrl-C or SIGTERM."""
     setup_logging()
-    engage = open_engage(workspace)
-    stop = threading.Event()
-    worker = threading.Thread(target=engage.stream.run, args=(engage.consumers, stop), name="worker", daemon=True)
-    worker.start()
-    log.info("engage running on http://%s:%d (stream %s)", host, port, engage.stream.name)
-    try:
-        uvicorn.run(create_app(engage), host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        stop.set()
-        engage.stream.notify()
-        worker.join(timeout=10)
-        engage.close()
+    serve_until_stopped(open_engage(workspace), host, port, with_worker=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-import uvicorn
 
 from engage.cli._context import open_engage, setup_logging
 from engage.cli._options import WorkspaceOption
-from engage.web import create_app
+from engage.cli._serving import serve_until_stopped
 
 HostOption = typer.Option("127.0.0.1", "--host", help="Address to bind.")
 PortOption = typer.Option(8000, "--port", help="Port to listen on.")
@@ -22,11 +21,7 @@ def serve(
 ) -> None:
     """Serve the HTTP API. Events are stored; `engage worker` (or `engage run`) processes them."""
     setup_logging()
-    engage = open_engage(workspace)
-    try:
-        uvicorn.run(create_app(engage), host=host, port=port, log_level="warning", access_log=False)
-    finally:
-        engage.close()
+    serve_until_stopped(open_engage(workspace), host, port, with_worker=False)
 
 
 def register(app: typer.Typer) -> None:

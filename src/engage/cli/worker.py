@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from pathlib import Path
 
@@ -11,17 +10,9 @@ import typer
 
 from engage.cli._context import open_engage, setup_logging
 from engage.cli._options import WorkspaceOption
+from engage.cli._serving import stop_on_signals
 
 log = logging.getLogger("engage.worker")
-
-
-def stop_on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, _frame: object) -> None:
-        log.info("received %s, stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
 
 
 def worker(workspace: Path | None = WorkspaceOption) -> None:
@@ -30,7 +21,9 @@ def worker(workspace: Path | None = WorkspaceOption) -> None:
     engage = open_engage(workspace)
     stop = threading.Event()
     stop_on_signals(stop)
-    log.info("worker started: stream %s, consumers %s", engage.stream.name, ", ".join(engage.consumers.names()))
+    log.info(
+        "worker started: stream %s, consumers %s", engage.stream.name, ", ".join(engage.consumers.names())
+    )
     try:
         engage.stream.run(engage.consumers, stop)
     finally:

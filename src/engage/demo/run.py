@@ -57,7 +57,9 @@ def prepare_workspace(directory: Path) -> Workspace:
     """A fresh copy of the example workspace; only a folder made by a previous demo is ever replaced."""
     if directory.exists() and any(directory.iterdir()):
         if not (directory / MARKER).exists():
-            raise WorkspaceError(f"{directory}: exists and was not made by `engage demo`; choose another --dir")
+            raise WorkspaceError(
+                f"{directory}: exists and was not made by `engage demo`; choose another --dir"
+            )
         shutil.rmtree(directory)
     init_workspace(directory)
     (directory / MARKER).write_text("made by engage demo; deleted by the next run\n")
@@ -137,7 +139,9 @@ def _summarise(database: Any, report: DemoReport) -> None:
                 events.c.profile_id.in_(select(identities.c.profile_id).where(identities.c.kind == "user")),
             )
         ).scalar_one()
-        report.merges = connection.execute(select(func.count()).select_from(ProfileMerge.__table__)).scalar_one()
+        report.merges = connection.execute(
+            select(func.count()).select_from(ProfileMerge.__table__)
+        ).scalar_one()
         consents = Consent.__table__
         report.consent = {
             f"{channel} {'opted in' if subscribed else 'opted out'}": count
@@ -148,5 +152,8 @@ def _summarise(database: Any, report: DemoReport) -> None:
             )
         }
         report.example_user = connection.execute(
-            select(identities.c.value).where(identities.c.kind == "user").order_by(identities.c.value).limit(1)
+            select(identities.c.value)
+            .where(identities.c.kind == "user")
+            .order_by(identities.c.value)
+            .limit(1)
         ).scalar_one_or_none()

@@ -18,12 +18,16 @@ class LocalServer:
 
     def __init__(self, engage: Engage, host: str = "127.0.0.1", port: int = 0):
         self.engage = engage
-        config = uvicorn.Config(create_app(engage), host=host, port=port, log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            create_app(engage), host=host, port=port, log_level="warning", access_log=False
+        )
         self._server = uvicorn.Server(config)
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._server.run, name="api", daemon=True),
-            threading.Thread(target=engage.stream.run, args=(engage.consumers, self._stop), name="worker", daemon=True),
+            threading.Thread(
+                target=engage.stream.run, args=(engage.consumers, self._stop), name="worker", daemon=True
+            ),
         ]
         self.url = ""
 

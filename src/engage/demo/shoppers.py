@@ -85,7 +85,9 @@ def _journey(rng: random.Random, shopper: Shopper, start: datetime, days: int) -
         product = _product(rng, shopper)
         yield _call(rng, "track", when, event="ProductViewed", properties=product, **anon)
         if rng.random() < 0.08:
-            yield _call(rng, "track", when, event="ProductAdded", properties={**product, "quantity": 1}, **anon)
+            yield _call(
+                rng, "track", when, event="ProductAdded", properties={**product, "quantity": 1}, **anon
+            )
     if not shopper.signs_up:
         return
     when += timedelta(minutes=rng.randint(1, 20))

@@ -64,7 +64,9 @@ def _locked_offset(connection: Connection, consumer: str, partition: int, is_sql
         query = query.with_for_update()
     seq = connection.execute(query).scalar_one_or_none()
     if seq is None:
-        connection.execute(insert(offsets).values(consumer=consumer, partition=partition, seq=0, updated_at=utcnow()))
+        connection.execute(
+            insert(offsets).values(consumer=consumer, partition=partition, seq=0, updated_at=utcnow())
+        )
         if not is_sqlite:  # another process may have inserted it first; lock the row that won
             seq = connection.execute(query).scalar_one()
         return seq or 0
@@ -100,7 +102,9 @@ def deliver(database: Database, consumer: Consumer, partition: int, events: Sequ
     except DBAPIError:
         raise
     except Exception:
-        log.warning("consumer %s failed on a batch; retrying its events one by one", consumer.name, exc_info=True)
+        log.warning(
+            "consumer %s failed on a batch; retrying its events one by one", consumer.name, exc_info=True
+        )
     taken = 0
     for event in events:
         for attempt in range(1, ATTEMPTS + 1):
@@ -115,7 +119,9 @@ def deliver(database: Database, consumer: Consumer, partition: int, events: Sequ
     return taken
 
 
-def _deliver_batch(database: Database, consumer: Consumer, partition: int, events: Sequence[LoggedEvent]) -> int:
+def _deliver_batch(
+    database: Database, consumer: Consumer, partition: int, events: Sequence[LoggedEvent]
+) -> int:
     with database.write() as connection:
         done = _locked_offset(connection, consumer.name, partition, database.is_sqlite)
         fresh = [event for event in events if event.seq > done]
@@ -136,6 +142,8 @@ def _dead_letter(
         if event.seq <= done:
             return
         connection.execute(
-            insert(dead_letters).values(consumer=consumer.name, seq=event.seq, error=error, failed_at=utcnow())
+            insert(dead_letters).values(
+                consumer=consumer.name, seq=event.seq, error=error, failed_at=utcnow()
+            )
         )
         _advance(connection, consumer.name, partition, event.seq)

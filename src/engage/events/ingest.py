@@ -77,7 +77,7 @@ class Ingestor:
         return self._store([event], [], now)
 
     def batch(self, body: Any, size: int) -> IngestResult:
-        """A `/v1/batch` body: `{"batch": [...], "context": {...}}`; the batch's context applies to each call."""
+        """A `/v1/batch` body: `{"batch": [...], "context": {...}}`, the context shared by every call."""
         if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
             raise InvalidEvent("batch", "must be a list of calls")
         now = self.clock()

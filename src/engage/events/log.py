@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, func, insert, select, text
+from sqlalchemy import Connection, func, select, text
 
 from engage.events._recent import RecentEvents
 from engage.events.identity import IdentityResolver, Merge
@@ -26,7 +26,6 @@ __all__ = ["EventLog", "LoggedEvent", "AppendResult", "MERGE_EVENT"]
 event_log = EventRecord.__table__
 MERGE_EVENT = "ProfilesMerged"
 _APPEND_LOCK = 0x656E6C67  # "enlg"
-_STORED_IDS = select(event_log.c.message_id).where(event_log.c.message_id.in_(bindparam("ids", expanding=True)))
 _CHUNK = 500
 
 
@@ -94,7 +93,7 @@ _JSON_COLUMNS = {"properties", "traits", "context"}
 
 def _sqlite_datetime(value: datetime) -> str:
     """The text form SQLAlchemy's SQLite DateTime reads back (naive UTC)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 def _driver_values(row: dict[str, Any], sqlite: bool) -> tuple[Any, ...]:
@@ -107,6 +106,16 @@ def _driver_values(row: dict[str, Any], sqlite: bool) -> tuple[Any, ...]:
             value = _sqlite_datetime(value)
         values.append(value)
     return tuple(values)
+
+
+def _first_of_each_message(events: list[Event]) -> list[Event]:
+    seen: set[str] = set()
+    unique = []
+    for event in events:
+        if event.message_id not in seen:
+            seen.add(event.message_id)
+            unique.append(event)
+    return unique
 
 
 def _row(event: Event, profile_id: str, received_at: datetime) -> dict[str, Any]:
@@ -156,51 +165,41 @@ class EventLog:
         """Store `events` once each (by messageId), resolving identities; returns what was new."""
         if not events:
             return AppendResult(0, 0)
+        unique = _first_of_each_message(events)
         with self.database.write() as connection:
             if not self.database.is_sqlite:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
-            fresh = self._new_events(connection, events)
-            rows, merges = self._resolve(connection, fresh, received_at)
-            appended = self._insert(connection, rows) if rows else []
+            rows, merges = self._resolve(connection, unique, received_at)
+            appended = self._insert(connection, rows)
         if appended:
             self._recent.add(appended)
             if self.on_append is not None:
                 self.on_append()
-        return AppendResult(len(fresh), len(events) - len(fresh), merges)
+        accepted = sum(1 for event in appended if event.type != "merge")
+        return AppendResult(accepted, len(events) - accepted, merges)
 
     def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> list[LoggedEvent]:
-        """Insert with the driver's executemany (the hot path), then learn the `seq` each row got.
+        """Insert with the driver's executemany (the hot path), then learn the `seq` each new row got.
 
-        Appends are serialised, so the rows above the previous maximum are exactly this batch's.
+        A messageId already in the log is skipped by the unique index (ON CONFLICT DO NOTHING), which is
+        cheaper than looking every id up first. Appends are serialised, so the rows above the previous
+        maximum are exactly this batch's new ones.
         """
         before = connection.execute(select(func.coalesce(func.max(event_log.c.seq), 0))).scalar_one()
         sqlite = self.database.is_sqlite
         marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        sql = f"INSERT INTO event_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([marker] * len(_COLUMNS))})"
-        connection.exec_driver_sql(sql, [_driver_values(row, sqlite) for row in rows])
+        connection.exec_driver_sql(
+            f"INSERT INTO event_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([marker] * len(_COLUMNS))}) "
+            "ON CONFLICT (message_id) DO NOTHING",
+            [_driver_values(row, sqlite) for row in rows],
+        )
         result = connection.execute(
             select(event_log.c.message_id, event_log.c.seq).where(event_log.c.seq > before)
         )
         seq_of = {message_id: seq for message_id, seq in result}
-        return [LoggedEvent(seq=seq_of[row["message_id"]], **row) for row in rows]
-
-    def _new_events(self, connection: Connection, events: list[Event]) -> list[Event]:
-        ids = {event.message_id for event in events}
-        seen: set[str] = set()
-        id_list = list(ids)
-        for start in range(0, len(id_list), _CHUNK):
-            chunk = id_list[start : start + _CHUNK]
-            seen.update(
-                connection.execute(_STORED_IDS, {"ids": chunk})
-                .scalars()
-                .all()
-            )
-        fresh = []
-        for event in events:
-            if event.message_id not in seen:
-                seen.add(event.message_id)
-                fresh.append(event)
-        return fresh
+        return [
+            LoggedEvent(seq=seq_of[row["message_id"]], **row) for row in rows if row["message_id"] in seq_of
+        ]
 
     def _resolve(
         self, connection: Connection, events: list[Event], received_at: datetime
@@ -221,7 +220,9 @@ class EventLog:
         resolver.flush()
         return rows, merges
 
-    def read(self, after_seq: int, limit: int = 500, connection: Connection | None = None) -> list[LoggedEvent]:
+    def read(
+        self, after_seq: int, limit: int = 500, connection: Connection | None = None
+    ) -> list[LoggedEvent]:
         """Up to `limit` events with `seq` greater than `after_seq`, in order."""
         cached = self._recent.after(after_seq, limit)
         if cached:

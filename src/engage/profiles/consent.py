@@ -47,7 +47,9 @@ def consent_changes(event: LoggedEvent) -> list[ConsentChange]:
     for channel in CHANNELS:
         if channel in preferences:
             changes.append(
-                ConsentChange(channel, preferences[channel], _source(event), event.timestamp, event.message_id)
+                ConsentChange(
+                    channel, preferences[channel], _source(event), event.timestamp, event.message_id
+                )
             )
     return changes
 

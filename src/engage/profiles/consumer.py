@@ -138,7 +138,10 @@ class ProfilesConsumer:
                 if owner == source_id:
                     del batch.consents[(owner, channel)]
                     change = ConsentChange(
-                        channel, consent["subscribed"], consent["source"], consent["updated_at"],
+                        channel,
+                        consent["subscribed"],
+                        consent["source"],
+                        consent["updated_at"],
                         consent["message_id"],
                     )
                     _apply_consent(batch, target_id, change)

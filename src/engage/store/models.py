@@ -43,7 +43,6 @@ class EventRecord(Base):
     __tablename__ = "event_log"
     __table_args__ = (
         Index("ix_event_log_profile_time", "profile_id", "timestamp"),
-        Index("ix_event_log_received_at", "received_at"),
         {"sqlite_autoincrement": True},
     )
 

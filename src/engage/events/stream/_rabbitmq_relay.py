@@ -170,9 +170,9 @@ class Relay:
                 log.exception("event stream relay failed; retrying in %.1fs", backoff)
             finally:
                 close_quietly(connection)
+                self.relaying = False
             stop.wait(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF)
-        self.relaying = False
         try:
             self.lease.release()  # hand over at once instead of after the lease expires
         except DBAPIError as exc:

@@ -72,7 +72,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("event_log", schema=None) as batch_op:
         batch_op.create_index("ix_event_log_profile_time", ["profile_id", "timestamp"], unique=False)
-        batch_op.create_index("ix_event_log_received_at", ["received_at"], unique=False)
 
     op.create_table(
         "identities",
@@ -147,7 +146,6 @@ def downgrade() -> None:
 
     op.drop_table("identities")
     with op.batch_alter_table("event_log", schema=None) as batch_op:
-        batch_op.drop_index("ix_event_log_received_at")
         batch_op.drop_index("ix_event_log_profile_time")
 
     op.drop_table("event_log")

@@ -1,0 +1,51 @@
+"""Running the HTTP API and the stream worker until SIGTERM or Ctrl-C, then stopping cleanly."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+import uvicorn
+
+from engage.bootstrap import Engage
+from engage.web import create_app
+
+__all__ = ["stop_on_signals", "serve_until_stopped"]
+
+log = logging.getLogger("engage")
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop`. Installed before uvicorn, which hands captured signals back here."""
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def serve_until_stopped(engage: Engage, host: str, port: int, *, with_worker: bool) -> None:
+    stop = threading.Event()
+    stop_on_signals(stop)
+    worker = None
+    if with_worker:
+        worker = threading.Thread(target=engage.stream.run, args=(engage.consumers, stop), name="worker")
+        worker.start()
+    log.info(
+        "engage listening on http://%s:%d (stream %s%s)",
+        host,
+        port,
+        engage.stream.name,
+        ", worker in this process" if with_worker else "",
+    )
+    try:
+        uvicorn.run(create_app(engage), host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        stop.set()
+        engage.stream.notify()
+        if worker is not None:
+            worker.join(timeout=30)
+        engage.close()

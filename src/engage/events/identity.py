@@ -65,7 +65,7 @@ class IdentityResolver:
         previous = {e.previous_id for e in events if e.previous_id}
         for kind, values in ((USER, users | previous), (ANONYMOUS, anonymous | previous)):
             for chunk in _chunks(values):
-                rows = self.connection.execute(_BY_VALUE, {"kind": kind, "values": chunk})
+                rows = self.connection.execute(_BY_VALUE, {"kind": kind, "values": chunk}).fetchall()
                 for value, profile_id in rows:
                     self._profile_of[(kind, value)] = profile_id
                     if kind == USER:
@@ -74,7 +74,7 @@ class IdentityResolver:
             self._user_of
         )
         for chunk in _chunks(unknown_owner):
-            rows = self.connection.execute(_USERS_OF, {"profiles": chunk})
+            rows = self.connection.execute(_USERS_OF, {"profiles": chunk}).fetchall()
             for profile_id, value in rows:
                 self._user_of[profile_id] = value
 

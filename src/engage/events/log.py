@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, bindparam, func, select, text
 
 from engage.events._recent import RecentEvents
 from engage.events.identity import IdentityResolver, Merge
 from engage.events.schema import Event
-from engage.store.database import Database, as_utc
+from engage.store.codec import json_param, json_value, time_param, time_value
+from engage.store.database import Database
 from engage.store.models import EventRecord
 
 __all__ = ["EventLog", "LoggedEvent", "AppendResult", "MERGE_EVENT"]
@@ -27,6 +27,7 @@ event_log = EventRecord.__table__
 MERGE_EVENT = "ProfilesMerged"
 _APPEND_LOCK = 0x656E6C67  # "enlg"
 _CHUNK = 500
+_INSERTED = select(event_log.c.message_id, event_log.c.seq).where(event_log.c.seq > bindparam("before"))
 
 
 @dataclass(slots=True)
@@ -69,11 +70,11 @@ class LoggedEvent:
             profile_id=row.profile_id,
             user_id=row.user_id,
             anonymous_id=row.anonymous_id,
-            timestamp=as_utc(row.timestamp),
-            received_at=as_utc(row.received_at),
-            properties=row.properties or {},
-            traits=row.traits or {},
-            context=row.context or {},
+            timestamp=time_value(row.timestamp),
+            received_at=time_value(row.received_at),
+            properties=json_value(row.properties),
+            traits=json_value(row.traits),
+            context=json_value(row.context),
         )
 
 
@@ -89,23 +90,20 @@ _COLUMNS = (
     "timestamp", "received_at", "properties", "traits", "context",
 )  # fmt: skip
 _JSON_COLUMNS = {"properties", "traits", "context"}
-
-
-def _sqlite_datetime(value: datetime) -> str:
-    """The text form SQLAlchemy's SQLite DateTime reads back (naive UTC)."""
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+_TIME_COLUMNS = {"timestamp", "received_at"}
+# Untyped, so rows come back as the driver gives them and `from_row` decodes only what it must.
+_READ = text(f"SELECT seq, {', '.join(_COLUMNS)} FROM event_log WHERE seq > :after ORDER BY seq LIMIT :limit")
 
 
 def _driver_values(row: dict[str, Any], sqlite: bool) -> tuple[Any, ...]:
-    values = []
-    for column in _COLUMNS:
-        value = row[column]
-        if column in _JSON_COLUMNS:
-            value = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
-        elif sqlite and isinstance(value, datetime):
-            value = _sqlite_datetime(value)
-        values.append(value)
-    return tuple(values)
+    return tuple(
+        json_param(row[column])
+        if column in _JSON_COLUMNS
+        else time_param(row[column], sqlite)
+        if column in _TIME_COLUMNS
+        else row[column]
+        for column in _COLUMNS
+    )
 
 
 def _first_of_each_message(events: list[Event]) -> list[Event]:
@@ -193,9 +191,7 @@ class EventLog:
             "ON CONFLICT (message_id) DO NOTHING",
             [_driver_values(row, sqlite) for row in rows],
         )
-        result = connection.execute(
-            select(event_log.c.message_id, event_log.c.seq).where(event_log.c.seq > before)
-        )
+        result = connection.execute(_INSERTED, {"before": before}).fetchall()
         seq_of = {message_id: seq for message_id, seq in result}
         return [
             LoggedEvent(seq=seq_of[row["message_id"]], **row) for row in rows if row["message_id"] in seq_of
@@ -227,11 +223,11 @@ class EventLog:
         cached = self._recent.after(after_seq, limit)
         if cached:
             return cached
-        query = select(event_log).where(event_log.c.seq > after_seq).order_by(event_log.c.seq).limit(limit)
+        params = {"after": after_seq, "limit": limit}
         if connection is not None:
-            return [LoggedEvent.from_row(row) for row in connection.execute(query)]
+            return [LoggedEvent.from_row(row) for row in connection.execute(_READ, params).fetchall()]
         with self.database.read() as conn:
-            return [LoggedEvent.from_row(row) for row in conn.execute(query)]
+            return [LoggedEvent.from_row(row) for row in conn.execute(_READ, params).fetchall()]
 
     def last_seq(self) -> int:
         with self.database.read() as connection:

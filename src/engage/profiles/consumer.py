@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, select, text
 
 from engage.events.log import MERGE_EVENT, LoggedEvent
 from engage.profiles.consent import ConsentChange, consent_changes
-from engage.store.database import as_utc
+from engage.store.codec import json_param, json_value, time_param, time_value
 from engage.store.models import Consent, Profile, ProfileMerge
 from engage.store.upsert import upsert
 
@@ -26,8 +26,14 @@ merges = ProfileMerge.__table__
 _CHUNK = 500
 _IDS = bindparam("ids", expanding=True)
 _REDIRECTS = select(merges.c.from_profile, merges.c.into_profile).where(merges.c.from_profile.in_(_IDS))
-_PROFILES = select(profiles).where(profiles.c.id.in_(_IDS))
-_CONSENTS = select(consents).where(consents.c.profile_id.in_(_IDS))
+# Untyped statements: values come as the driver gives them, decoded by engage.store.codec.
+_PROFILES = text(
+    "SELECT id, user_id, traits, first_seen, last_seen, event_count, last_seq FROM profiles WHERE id IN :ids"
+).bindparams(_IDS)
+_CONSENTS = text(
+    "SELECT profile_id, channel, subscribed, source, updated_at, message_id FROM consents "
+    "WHERE profile_id IN :ids"
+).bindparams(_IDS)
 
 
 def _chunks(items: list[str]) -> list[list[str]]:
@@ -58,15 +64,16 @@ class _Batch:
 
     def _load_rows(self, ids: list[str]) -> None:
         for chunk in _chunks(ids):
-            for row in self.connection.execute(_PROFILES, {"ids": chunk}).mappings():
+            for row in self.connection.execute(_PROFILES, {"ids": chunk}).mappings().fetchall():
                 profile = dict(row)
-                profile["traits"] = dict(profile["traits"] or {})
-                profile["first_seen"] = as_utc(profile["first_seen"])
-                profile["last_seen"] = as_utc(profile["last_seen"])
+                profile["traits"] = dict(json_value(profile["traits"]))
+                profile["first_seen"] = time_value(profile["first_seen"])
+                profile["last_seen"] = time_value(profile["last_seen"])
                 self.profiles[profile["id"]] = profile
-            for row in self.connection.execute(_CONSENTS, {"ids": chunk}).mappings():
+            for row in self.connection.execute(_CONSENTS, {"ids": chunk}).mappings().fetchall():
                 consent = dict(row)
-                consent["updated_at"] = as_utc(consent["updated_at"])
+                consent["subscribed"] = bool(consent["subscribed"])
+                consent["updated_at"] = time_value(consent["updated_at"])
                 self.consents[(consent["profile_id"], consent["channel"])] = consent
 
     def target(self, profile_id: str) -> str:
@@ -152,17 +159,29 @@ class ProfilesConsumer:
             ids = sorted(batch.deleted)
             connection.execute(delete(profiles).where(profiles.c.id.in_(ids)))
             connection.execute(delete(consents).where(consents.c.profile_id.in_(ids)))
+        sqlite = connection.dialect.name == "sqlite"
         upsert(
             connection,
-            profiles,
-            list(batch.profiles.values()),
+            "profiles",
+            [
+                {
+                    **profile,
+                    "traits": json_param(profile["traits"]),
+                    "first_seen": time_param(profile["first_seen"], sqlite),
+                    "last_seen": time_param(profile["last_seen"], sqlite),
+                }
+                for profile in batch.profiles.values()
+            ],
             key=["id"],
             update=["user_id", "traits", "first_seen", "last_seen", "event_count", "last_seq"],
         )
         upsert(
             connection,
-            consents,
-            list(batch.consents.values()),
+            "consents",
+            [
+                {**consent, "updated_at": time_param(consent["updated_at"], sqlite)}
+                for consent in batch.consents.values()
+            ],
             key=["profile_id", "channel"],
             update=["subscribed", "source", "updated_at", "message_id"],
         )

@@ -1,0 +1,38 @@
+"""Values on the hot paths, passed to and from the driver without SQLAlchemy's per-value processing.
+
+Statements built with `text()` carry no column types, so SQLAlchemy hands values straight through. These
+helpers do the little conversion the two drivers need: SQLite stores JSON and times as text, psycopg
+takes JSON text and returns dicts and aware datetimes itself.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+__all__ = ["json_param", "time_param", "json_value", "time_value"]
+
+
+def json_param(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def time_param(value: datetime, sqlite: bool) -> datetime | str:
+    """SQLite: the text form SQLAlchemy's DateTime type writes and reads (naive UTC)."""
+    if sqlite:
+        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value
+
+
+def json_value(value: Any) -> Any:
+    if isinstance(value, str | bytes):
+        return orjson.loads(value)
+    return value if value is not None else {}
+
+
+def time_value(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

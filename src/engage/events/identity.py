@@ -13,7 +13,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+import orjson
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from engage.events.schema import Event
 from engage.store.models import EventRecord, Identity, ProfileMerge
@@ -29,9 +30,20 @@ event_log = EventRecord.__table__
 profile_merges = ProfileMerge.__table__
 
 # Prepared once: an expanding parameter skips SQLAlchemy's per-value coercion on the hot path.
-_BY_VALUE = select(identities.c.value, identities.c.profile_id).where(
-    identities.c.kind == bindparam("kind"), identities.c.value.in_(bindparam("values", expanding=True))
-)
+# One parameter for the whole list (a JSON array on SQLite, an array on PostgreSQL) rather than one
+# placeholder per value, which SQLAlchemy would render anew on every call.
+_BY_VALUE = {
+    "sqlite": text(
+        "SELECT value, profile_id FROM identities "
+        "WHERE kind = :kind AND value IN (SELECT value FROM json_each(:values))"
+    ),
+    # A join, not `value = ANY(...)`: before PostgreSQL has statistics for a young table it plans ANY as
+    # a filter that compares every row with every value.
+    "postgresql": text(
+        "SELECT i.value, i.profile_id FROM unnest(CAST(:values AS text[])) AS wanted(value) "
+        "JOIN identities AS i ON i.kind = :kind AND i.value = wanted.value"
+    ),
+}
 _USERS_OF = select(identities.c.profile_id, identities.c.value).where(
     identities.c.kind == USER, identities.c.profile_id.in_(bindparam("profiles", expanding=True))
 )
@@ -63,16 +75,25 @@ class IdentityResolver:
         users = {e.user_id for e in events if e.user_id}
         anonymous = {e.anonymous_id for e in events if e.anonymous_id}
         previous = {e.previous_id for e in events if e.previous_id}
-        for kind, values in ((USER, users | previous), (ANONYMOUS, anonymous | previous)):
-            for chunk in _chunks(values):
-                rows = self.connection.execute(_BY_VALUE, {"kind": kind, "values": chunk}).fetchall()
+        sqlite = self.connection.dialect.name == "sqlite"
+        statement = _BY_VALUE["sqlite" if sqlite else "postgresql"]
+        for kind, wanted in ((USER, users | previous), (ANONYMOUS, anonymous | previous)):
+            for chunk in _chunks(wanted):
+                values: object = orjson.dumps(chunk).decode() if sqlite else chunk
+                rows = self.connection.execute(statement, {"kind": kind, "values": values}).fetchall()
                 for value, profile_id in rows:
                     self._profile_of[(kind, value)] = profile_id
                     if kind == USER:
                         self._user_of[profile_id] = value
-        unknown_owner = {pid for (kind, _), pid in self._profile_of.items() if kind == ANONYMOUS} - set(
-            self._user_of
-        )
+        # Whether an anonymous profile already belongs to a user matters only where an event links it to
+        # a user id it is not yet known under (a signup, a sign-in on a new device, a shared device).
+        unknown_owner = set()
+        for event in events:
+            if event.user_id and event.anonymous_id:
+                by_anon = self._profile_of.get((ANONYMOUS, event.anonymous_id))
+                if by_anon is not None and by_anon != self._profile_of.get((USER, event.user_id)):
+                    unknown_owner.add(by_anon)
+        unknown_owner -= self._user_of.keys()
         for chunk in _chunks(unknown_owner):
             rows = self.connection.execute(_USERS_OF, {"profiles": chunk}).fetchall()
             for profile_id, value in rows:

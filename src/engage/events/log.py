@@ -7,6 +7,7 @@ commits late, which is what makes the log itself the embedded stream and the Rab
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -89,21 +90,24 @@ _COLUMNS = (
     "message_id", "type", "event", "channel", "profile_id", "user_id", "anonymous_id",
     "timestamp", "received_at", "properties", "traits", "context",
 )  # fmt: skip
-_JSON_COLUMNS = {"properties", "traits", "context"}
-_TIME_COLUMNS = {"timestamp", "received_at"}
 # Untyped, so rows come back as the driver gives them and `from_row` decodes only what it must.
 _READ = text(f"SELECT seq, {', '.join(_COLUMNS)} FROM event_log WHERE seq > :after ORDER BY seq LIMIT :limit")
 
 
-def _driver_values(row: dict[str, Any], sqlite: bool) -> tuple[Any, ...]:
-    return tuple(
-        json_param(row[column])
-        if column in _JSON_COLUMNS
-        else time_param(row[column], sqlite)
-        if column in _TIME_COLUMNS
-        else row[column]
-        for column in _COLUMNS
-    )
+def _driver_values(rows: list[dict[str, Any]], sqlite: bool) -> list[tuple[Any, ...]]:
+    """Rows as the driver takes them, in `_COLUMNS` order (spelt out: this runs for every event)."""
+    received: dict[int, Any] = {}  # each append's rows share one received_at: format it once
+    values = []
+    for row in rows:
+        at = row["received_at"]
+        if id(at) not in received:
+            received[id(at)] = time_param(at, sqlite)
+        values.append((
+            row["message_id"], row["type"], row["event"], row["channel"], row["profile_id"],
+            row["user_id"], row["anonymous_id"], time_param(row["timestamp"], sqlite), received[id(at)],
+            json_param(row["properties"]), json_param(row["traits"]), json_param(row["context"]),
+        ))  # fmt: skip
+    return values
 
 
 def _first_of_each_message(events: list[Event]) -> list[Event]:
@@ -153,31 +157,82 @@ def _merge_row(merge: Merge, cause: Event, received_at: datetime) -> dict[str, A
     }
 
 
+@dataclass(slots=True)
+class _Pending:
+    """One caller's append, waiting to be written with whatever else is waiting."""
+
+    events: list[Event]
+    received_at: datetime
+    result: AppendResult | None = None
+    error: BaseException | None = None
+
+
 class EventLog:
     def __init__(self, database: Database, on_append: Callable[[], None] | None = None):
         self.database = database
         self.on_append = on_append
         self._recent = RecentEvents()
+        # Set by a stream that consumes in this process: it then reads new events from memory.
+        self.keep_recent = False
+        self._writer = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
 
     def append(self, events: list[Event], received_at: datetime) -> AppendResult:
-        """Store `events` once each (by messageId), resolving identities; returns what was new."""
+        """Store `events` once each (by messageId), resolving identities; returns what was new.
+
+        Group commit: appends that arrive while another is being written wait, and the next writer
+        writes all of them in one transaction, so concurrent requests share one commit.
+        """
         if not events:
             return AppendResult(0, 0)
-        unique = _first_of_each_message(events)
-        with self.database.write() as connection:
-            if not self.database.is_sqlite:
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
-            rows, merges = self._resolve(connection, unique, received_at)
-            appended = self._insert(connection, rows)
-        if appended:
-            self._recent.add(appended)
+        pending = _Pending(_first_of_each_message(events), received_at)
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._writer:
+            if pending.result is None and pending.error is None:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                self._write_group(group)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        duplicates_in_call = len(events) - len(pending.events)
+        return AppendResult(
+            pending.result.accepted, pending.result.duplicates + duplicates_in_call, pending.result.merges
+        )
+
+    def _write_group(self, group: list[_Pending]) -> None:
+        try:
+            with self.database.write() as connection:
+                if not self.database.is_sqlite:
+                    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
+                rows, owners, merges = self._resolve(connection, group)
+                seq_of = self._insert(connection, rows)
+        except BaseException as exc:
+            for pending in group:
+                pending.error = exc
+            raise
+        accepted = [0] * len(group)
+        for row, owner in zip(rows, owners, strict=True):
+            if row["type"] != "merge" and seq_of.get(row["message_id"]) is not None:
+                accepted[owner] += 1
+                row["seq"] = seq_of.pop(row["message_id"])  # sent twice in one group: the first counts
+            elif row["type"] == "merge":
+                row["seq"] = seq_of.pop(row["message_id"], None)
+        for index, pending in enumerate(group):
+            pending.result = AppendResult(
+                accepted[index], len(pending.events) - accepted[index], merges[index]
+            )
+        new_rows = [row for row in rows if row.get("seq") is not None]
+        if new_rows:
+            if self.keep_recent:
+                self._recent.add([LoggedEvent(**row) for row in new_rows])
             if self.on_append is not None:
                 self.on_append()
-        accepted = sum(1 for event in appended if event.type != "merge")
-        return AppendResult(accepted, len(events) - accepted, merges)
 
-    def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> list[LoggedEvent]:
-        """Insert with the driver's executemany (the hot path), then learn the `seq` each new row got.
+    def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+        """Insert with the driver's executemany (the hot path); returns the `seq` of each new messageId.
 
         A messageId already in the log is skipped by the unique index (ON CONFLICT DO NOTHING), which is
         cheaper than looking every id up first. Appends are serialised, so the rows above the previous
@@ -189,32 +244,34 @@ class EventLog:
         connection.exec_driver_sql(
             f"INSERT INTO event_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([marker] * len(_COLUMNS))}) "
             "ON CONFLICT (message_id) DO NOTHING",
-            [_driver_values(row, sqlite) for row in rows],
+            _driver_values(rows, sqlite),
         )
         result = connection.execute(_INSERTED, {"before": before}).fetchall()
-        seq_of = {message_id: seq for message_id, seq in result}
-        return [
-            LoggedEvent(seq=seq_of[row["message_id"]], **row) for row in rows if row["message_id"] in seq_of
-        ]
+        return {message_id: seq for message_id, seq in result}
 
     def _resolve(
-        self, connection: Connection, events: list[Event], received_at: datetime
-    ) -> tuple[list[dict[str, Any]], int]:
-        resolver = IdentityResolver(connection, received_at)
-        resolver.load(events)
+        self, connection: Connection, group: list[_Pending]
+    ) -> tuple[list[dict[str, Any]], list[int], list[int]]:
+        """Rows to insert in order, the index of the append each came from, and merges per append."""
+        resolver = IdentityResolver(connection, group[-1].received_at)
+        resolver.load([event for pending in group for event in pending.events])
         rows: list[dict[str, Any]] = []
-        merges = 0
-        for event in events:
-            profile_id, merge = resolver.resolve(event)
-            if merge is not None:
-                merges += 1
-                for row in rows:  # this batch's earlier events of the merged profile move too
-                    if row["profile_id"] == merge.from_profile:
-                        row["profile_id"] = merge.into_profile
-                rows.append(_merge_row(merge, event, received_at))
-            rows.append(_row(event, profile_id, received_at))
+        owners: list[int] = []
+        merges = [0] * len(group)
+        for index, pending in enumerate(group):
+            for event in pending.events:
+                profile_id, merge = resolver.resolve(event)
+                if merge is not None:
+                    merges[index] += 1
+                    for row in rows:  # earlier events of the merged profile move too
+                        if row["profile_id"] == merge.from_profile:
+                            row["profile_id"] = merge.into_profile
+                    rows.append(_merge_row(merge, event, pending.received_at))
+                    owners.append(index)
+                rows.append(_row(event, profile_id, pending.received_at))
+                owners.append(index)
         resolver.flush()
-        return rows, merges
+        return rows, owners, merges
 
     def read(
         self, after_seq: int, limit: int = 500, connection: Connection | None = None

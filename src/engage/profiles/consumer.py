@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, delete, select, text
 
-from engage.events.log import MERGE_EVENT, LoggedEvent
+from engage.events.log import LoggedEvent
 from engage.profiles.consent import ConsentChange, consent_changes
 from engage.store.codec import json_param, json_value, time_param, time_value
 from engage.store.models import Consent, Profile, ProfileMerge
@@ -30,6 +30,17 @@ _REDIRECTS = select(merges.c.from_profile, merges.c.into_profile).where(merges.c
 _PROFILES = text(
     "SELECT id, user_id, traits, first_seen, last_seen, event_count, last_seq FROM profiles WHERE id IN :ids"
 ).bindparams(_IDS)
+_ACTIVITY = (
+    "INSERT INTO profiles (id, user_id, traits, first_seen, last_seen, event_count, last_seq) "
+    "VALUES (:id, :user_id, '{{}}', :first_seen, :last_seen, :event_count, :last_seq) "
+    "ON CONFLICT (id) DO UPDATE SET user_id = COALESCE(excluded.user_id, profiles.user_id), "
+    "first_seen = {least}(profiles.first_seen, excluded.first_seen), "
+    "last_seen = {greatest}(profiles.last_seen, excluded.last_seen), "
+    "event_count = profiles.event_count + excluded.event_count, "
+    "last_seq = {greatest}(profiles.last_seq, excluded.last_seq)"
+)
+_ACTIVITY_SQLITE = text(_ACTIVITY.format(least="min", greatest="max"))
+_ACTIVITY_POSTGRES = text(_ACTIVITY.format(least="LEAST", greatest="GREATEST"))
 _CONSENTS = text(
     "SELECT profile_id, channel, subscribed, source, updated_at, message_id FROM consents "
     "WHERE profile_id IN :ids"
@@ -51,15 +62,9 @@ class _Batch:
     deleted: set[str]
 
     @classmethod
-    def load(cls, connection: Connection, profile_ids: set[str]) -> _Batch:
-        ids = sorted(profile_ids)
-        redirects: dict[str, str] = {}
-        for chunk in _chunks(ids):
-            rows = connection.execute(_REDIRECTS, {"ids": chunk})
-            redirects.update((source, target) for source, target in rows)
-        wanted = sorted(set(ids) | set(redirects.values()))
-        batch = cls(connection, {}, {}, redirects, set())
-        batch._load_rows(wanted)
+    def load(cls, connection: Connection, profile_ids: set[str], redirects: dict[str, str]) -> _Batch:
+        batch = cls(connection, {}, {}, dict(redirects), set())
+        batch._load_rows(sorted(profile_ids | set(redirects.values())))
         return batch
 
     def _load_rows(self, ids: list[str]) -> None:
@@ -80,19 +85,71 @@ class _Batch:
         return self.redirects.get(profile_id, profile_id)
 
 
+def _redirects(connection: Connection, profile_ids: set[str]) -> dict[str, str]:
+    redirects: dict[str, str] = {}
+    for chunk in _chunks(sorted(profile_ids)):
+        redirects.update(
+            (source, target) for source, target in connection.execute(_REDIRECTS, {"ids": chunk})
+        )
+    return redirects
+
+
+def _needing_detail(events: Sequence[LoggedEvent], redirects: dict[str, str]) -> set[str]:
+    """Profiles whose traits or consent change in this batch, or that merge: these are read and rewritten.
+
+    Every other event only adds activity (counts, first and last seen), written without reading.
+    """
+    detailed: set[str] = set()
+    for event in events:
+        if event.type == "merge":
+            detailed.update((event.properties["from_profile"], event.properties["into_profile"]))
+        elif event.profile_id in redirects:
+            detailed.update((event.profile_id, redirects[event.profile_id]))
+        elif event.traits or event.context.get("traits") or consent_changes(event):
+            detailed.add(event.profile_id)
+    return detailed
+
+
+def _record_activity(connection: Connection, events: list[LoggedEvent]) -> None:
+    """Add each profile's activity in one upsert that reads nothing back."""
+    if not events:
+        return
+    sqlite = connection.dialect.name == "sqlite"
+    rows: dict[str, dict[str, Any]] = {}
+    for event in events:
+        row = rows.get(event.profile_id)
+        if row is None:
+            rows[event.profile_id] = {
+                "id": event.profile_id, "user_id": event.user_id, "first_seen": event.timestamp,
+                "last_seen": event.timestamp, "event_count": 1, "last_seq": event.seq,
+            }  # fmt: skip
+            continue
+        row["user_id"] = event.user_id or row["user_id"]
+        row["first_seen"] = min(row["first_seen"], event.timestamp)
+        row["last_seen"] = max(row["last_seen"], event.timestamp)
+        row["event_count"] += 1
+        row["last_seq"] = event.seq
+    for row in rows.values():
+        row["first_seen"] = time_param(row["first_seen"], sqlite)
+        row["last_seen"] = time_param(row["last_seen"], sqlite)
+    connection.execute(_ACTIVITY_SQLITE if sqlite else _ACTIVITY_POSTGRES, list(rows.values()))
+
+
 class ProfilesConsumer:
     name = "profiles"
 
     def handle(self, connection: Connection, events: Sequence[LoggedEvent]) -> None:
-        touched = {event.profile_id for event in events}
-        touched.update(event.properties["from_profile"] for event in events if event.event == MERGE_EVENT)
-        batch = _Batch.load(connection, touched)
-        for event in events:
-            if event.type == "merge":
-                self._merge(batch, event)
-            else:
-                self._apply(batch, event)
-        self._write(batch)
+        redirects = _redirects(connection, {event.profile_id for event in events})
+        detailed = _needing_detail(events, redirects)
+        if detailed:
+            batch = _Batch.load(connection, detailed, redirects)
+            for event in events:
+                if event.type == "merge":
+                    self._merge(batch, event)
+                elif batch.target(event.profile_id) in detailed:
+                    self._apply(batch, event)
+            self._write(batch)
+        _record_activity(connection, [event for event in events if event.profile_id not in detailed])
 
     def _apply(self, batch: _Batch, event: LoggedEvent) -> None:
         profile_id = batch.target(event.profile_id)

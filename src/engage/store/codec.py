@@ -22,7 +22,9 @@ def json_param(value: Any) -> str:
 def time_param(value: datetime, sqlite: bool) -> datetime | str:
     """SQLite: the text form SQLAlchemy's DateTime type writes and reads (naive UTC)."""
     if sqlite:
-        return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        if value.tzinfo is not UTC:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(" ", "microseconds")
     return value
 
 

@@ -25,6 +25,7 @@ class InProcessStream(EventStream):
     name = "inprocess"
 
     def run(self, consumers: ConsumerRegistry, stop: threading.Event) -> None:
+        self.log.keep_recent = True  # consumers here read what this process appends from memory
         backoff = POLL_SECONDS
         while not stop.is_set():
             try:

@@ -94,6 +94,7 @@ class RabbitMQStream(EventStream):
         )
 
     def run(self, consumers: ConsumerRegistry, stop: threading.Event) -> None:
+        self.log.keep_recent = True  # the relay reads what this process appends from memory
         relay = threading.Thread(target=self.relay.run, args=(stop,), name="engage-stream-relay", daemon=True)
         relay.start()
         try:

@@ -112,15 +112,16 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float = 6
     raise SystemExit("engage run did not become healthy")
 
 
-def send_all(port: int, bodies: list[bytes], write_key: str, clients: int) -> tuple[int, list[float]]:
-    """Post every body from `clients` keep-alive connections; returns accepted count and latencies."""
+def send_all(ports: list[int], bodies: list[bytes], write_key: str, clients: int) -> tuple[int, list[float]]:
+    """Post every body from `clients` keep-alive connections, spread over the API processes' ports;
+    returns the accepted count and the request latencies."""
     auth = "Basic " + b64encode(f"{write_key}:".encode()).decode()
     queue = list(reversed(bodies))
     lock = threading.Lock()
     accepted = [0]
     latencies: list[float] = []
 
-    def client() -> None:
+    def client(port: int) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         while True:
             with lock:
@@ -142,7 +143,7 @@ def send_all(port: int, bodies: list[bytes], write_key: str, clients: int) -> tu
                 accepted[0] += payload["accepted"]
                 latencies.append(time.perf_counter() - began)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(ports[n % len(ports)],)) for n in range(clients)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -159,18 +160,20 @@ def _engage(command: str, root: Path, *extra: str) -> subprocess.Popen[bytes]:
     )
 
 
-def measure_engage(root: Path, bodies: list[bytes], clients: int, mode: str) -> dict[str, float]:
-    """`run`: API and worker in one process (the embedded default); `split`: `serve` + `worker`."""
+def measure_engage(root: Path, bodies: list[bytes], clients: int, mode: str, apis: int) -> dict[str, float]:
+    """`run`: API and worker in one process (the embedded default); `split`: `apis` × `engage serve`
+    and one `engage worker`, as a load balancer in front of several API processes would run them."""
     workspace = Workspace.load(root)
-    port = free_port()
-    processes = [_engage("run" if mode == "run" else "serve", root, "--port", str(port))]
+    ports = [free_port() for _ in range(1 if mode == "run" else apis)]
+    processes = [_engage("run" if mode == "run" else "serve", root, "--port", str(port)) for port in ports]
     if mode == "split":
         processes.append(_engage("worker", root))
     database = Database(workspace.endpoints.database.url)
     try:
-        wait_healthy(port, processes[0])
+        for port, process in zip(ports, processes, strict=False):
+            wait_healthy(port, process)
         began = time.perf_counter()
-        accepted, latencies = send_all(port, bodies, workspace.endpoints.ingest.write_keys[0], clients)
+        accepted, latencies = send_all(ports, bodies, workspace.endpoints.ingest.write_keys[0], clients)
         stored = time.perf_counter()
         with database.read() as connection:
             last = connection.execute(text("SELECT max(seq) FROM event_log")).scalar_one()
@@ -272,6 +275,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4, help="concurrent client connections")
     parser.add_argument("--users", type=int, default=6_000)
     parser.add_argument("--databases", default="sqlite,postgres")
+    parser.add_argument("--apis", type=int, default=1, help="`engage serve` processes in split mode")
     parser.add_argument(
         "--mode",
         choices=["run", "split"],
@@ -303,7 +307,7 @@ def main() -> None:
                     endpoints.read_text().replace("url: sqlite:///var/engage.db", f"url: {url}")
                 )
             url = Workspace.load(root).endpoints.database.url
-            engage = measure_engage(root, bodies, args.clients, args.mode)
+            engage = measure_engage(root, bodies, args.clients, args.mode, args.apis)
             raw = measure_raw(url, args.batch)
             results.append((kind, engage, raw))
         finally:

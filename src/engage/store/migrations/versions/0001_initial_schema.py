@@ -71,7 +71,7 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     with op.batch_alter_table("event_log", schema=None) as batch_op:
-        batch_op.create_index("ix_event_log_profile_time", ["profile_id", "timestamp"], unique=False)
+        batch_op.create_index("ix_event_log_profile", ["profile_id"], unique=False)
 
     op.create_table(
         "identities",
@@ -146,7 +146,7 @@ def downgrade() -> None:
 
     op.drop_table("identities")
     with op.batch_alter_table("event_log", schema=None) as batch_op:
-        batch_op.drop_index("ix_event_log_profile_time")
+        batch_op.drop_index("ix_event_log_profile")
 
     op.drop_table("event_log")
     op.drop_table("dead_letters")

@@ -108,8 +108,9 @@ def run_demo(directory: Path, *, users: int, days: int, seed: int, console: Cons
                     report.duplicates += body.get("duplicates", 0)
                     for rejection in body.get("rejected", []):
                         report.rejected += 1
-                        if len(report.rejection_examples) < 3:
-                            report.rejection_examples.append(f"{rejection['field']}: {rejection['message']}")
+                        example = f"{rejection['field']}: {rejection['message']}"
+                        if len(report.rejection_examples) < 3 and example not in report.rejection_examples:
+                            report.rejection_examples.append(example)
                 progress.advance(task, len(batch))
             task = progress.add_task("profiles catching up", total=None)
             last = engage.log.last_seq()
@@ -125,7 +126,12 @@ def _summarise(database: Any, report: DemoReport) -> None:
     events, profiles, identities = EventRecord.__table__, Profile.__table__, Identity.__table__
     with database.read() as connection:
         report.events_by_name = Counter(
-            dict(connection.execute(select(events.c.event, func.count()).group_by(events.c.event)).tuples())
+            {
+                name: count
+                for name, count in connection.execute(
+                    select(events.c.event, func.count()).group_by(events.c.event)
+                )
+            }
         )
         report.profiles = connection.execute(select(func.count()).select_from(profiles)).scalar_one()
         report.known_profiles = connection.execute(

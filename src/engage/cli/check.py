@@ -22,8 +22,7 @@ def check(workspace: Path | None = WorkspaceOption) -> None:
     for problem in problems:
         typer.echo(str(problem))
     if problems:
-        # One error for the run, after the list (which stays on stdout for tools that read it). Not
-        # typer.Exit(1): click returns its code from app() in non-standalone mode, and main() drops it.
+        # The list stays on stdout for tools that read it; the run ends with one error line and exit 1.
         files = len({problem.file for problem in problems})
         raise WorkspaceError(f"{_count(len(problems), 'problem')} in {_count(files, 'file')}")
     typer.echo(str(summary))

@@ -112,7 +112,7 @@ def make_workspace(tmp_path: Path) -> Iterator[MakeWorkspace]:
             content = content.replace("type: inprocess", f"type: rabbitmq\n  url: {RABBITMQ_URL}")
             content = content.replace("exchange: engage.events", f"exchange: {exchange}")
         if batch_size:
-            content = content.replace("batch_size: 2000", f"batch_size: {batch_size}")
+            content = content.replace("batch_size: 500", f"batch_size: {batch_size}")
         endpoints.write_text(content)
         return Workspace.load(root)
 

@@ -29,7 +29,7 @@ def test_a_file_with_only_write_keys_has_every_default(tmp_path: Path) -> None:
     assert e.database.url == f"sqlite:///{tmp_path.resolve().as_posix()}/var/engage.db"
     assert e.database.pool_size == 5
     assert (e.event_stream.type, e.event_stream.url, e.event_stream.partitions) == ("inprocess", None, 8)
-    assert (e.event_stream.exchange, e.event_stream.batch_size) == ("engage.events", 2000)
+    assert (e.event_stream.exchange, e.event_stream.batch_size) == ("engage.events", 500)
     assert e.public_url == "http://127.0.0.1:8000"
     assert e.ingest.write_keys == ["k1"]
     assert (e.ingest.max_event_bytes, e.ingest.max_batch_bytes) == (32768, 512000)

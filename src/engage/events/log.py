@@ -94,20 +94,17 @@ _COLUMNS = (
 _READ = text(f"SELECT seq, {', '.join(_COLUMNS)} FROM event_log WHERE seq > :after ORDER BY seq LIMIT :limit")
 
 
-def _driver_values(rows: list[dict[str, Any]], sqlite: bool) -> list[tuple[Any, ...]]:
-    """Rows as the driver takes them, in `_COLUMNS` order (spelt out: this runs for every event)."""
-    received: dict[int, Any] = {}  # each append's rows share one received_at: format it once
-    values = []
-    for row in rows:
-        at = row["received_at"]
-        if id(at) not in received:
-            received[id(at)] = time_param(at, sqlite)
-        values.append((
-            row["message_id"], row["type"], row["event"], row["channel"], row["profile_id"],
-            row["user_id"], row["anonymous_id"], time_param(row["timestamp"], sqlite), received[id(at)],
-            json_param(row["properties"]), json_param(row["traits"]), json_param(row["context"]),
-        ))  # fmt: skip
-    return values
+def _encode(row: dict[str, Any], sqlite: bool, received: Any = None) -> tuple[Any, ...]:
+    """A row as the driver takes it, in `_COLUMNS` order (spelt out: this runs for every event)."""
+    return (
+        row["message_id"], row["type"], row["event"], row["channel"], row["profile_id"],
+        row["user_id"], row["anonymous_id"], time_param(row["timestamp"], sqlite),
+        received if received is not None else time_param(row["received_at"], sqlite),
+        json_param(row["properties"]), json_param(row["traits"]), json_param(row["context"]),
+    )  # fmt: skip
+
+
+_PROFILE = _COLUMNS.index("profile_id")
 
 
 def _first_of_each_message(events: list[Event]) -> list[Event]:
@@ -159,12 +156,24 @@ def _merge_row(merge: Merge, cause: Event, received_at: datetime) -> dict[str, A
 
 @dataclass(slots=True)
 class _Pending:
-    """One caller's append, waiting to be written with whatever else is waiting."""
+    """One caller's append, waiting to be written with whatever else is waiting.
+
+    Its rows are built and encoded before the wait, so the write lock is held only for what depends on
+    the log: which profile each event belongs to, and the insert.
+    """
 
     events: list[Event]
     received_at: datetime
+    rows: list[dict[str, Any]]
+    encoded: list[tuple[Any, ...]]
     result: AppendResult | None = None
     error: BaseException | None = None
+
+    @classmethod
+    def prepare(cls, events: list[Event], received_at: datetime, sqlite: bool) -> _Pending:
+        rows = [_row(event, "", received_at) for event in events]
+        received = time_param(received_at, sqlite)
+        return cls(events, received_at, rows, [_encode(row, sqlite, received) for row in rows])
 
 
 class EventLog:
@@ -186,7 +195,7 @@ class EventLog:
         """
         if not events:
             return AppendResult(0, 0)
-        pending = _Pending(_first_of_each_message(events), received_at)
+        pending = _Pending.prepare(_first_of_each_message(events), received_at, self.database.is_sqlite)
         with self._queue_lock:
             self._queue.append(pending)
         with self._writer:
@@ -207,8 +216,8 @@ class EventLog:
             with self.database.write() as connection:
                 if not self.database.is_sqlite:
                     connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
-                rows, owners, merges = self._resolve(connection, group)
-                seq_of = self._insert(connection, rows)
+                rows, encoded, owners, merges = self._resolve(connection, group)
+                seq_of = self._insert(connection, encoded)
         except BaseException as exc:
             for pending in group:
                 pending.error = exc
@@ -231,7 +240,7 @@ class EventLog:
             if self.on_append is not None:
                 self.on_append()
 
-    def _insert(self, connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    def _insert(self, connection: Connection, encoded: list[tuple[Any, ...]]) -> dict[str, int]:
         """Insert with the driver's executemany (the hot path); returns the `seq` of each new messageId.
 
         A messageId already in the log is skipped by the unique index (ON CONFLICT DO NOTHING), which is
@@ -239,39 +248,49 @@ class EventLog:
         maximum are exactly this batch's new ones.
         """
         before = connection.execute(select(func.coalesce(func.max(event_log.c.seq), 0))).scalar_one()
-        sqlite = self.database.is_sqlite
         marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
         connection.exec_driver_sql(
             f"INSERT INTO event_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([marker] * len(_COLUMNS))}) "
             "ON CONFLICT (message_id) DO NOTHING",
-            _driver_values(rows, sqlite),
+            encoded,
         )
         result = connection.execute(_INSERTED, {"before": before}).fetchall()
         return {message_id: seq for message_id, seq in result}
 
     def _resolve(
         self, connection: Connection, group: list[_Pending]
-    ) -> tuple[list[dict[str, Any]], list[int], list[int]]:
-        """Rows to insert in order, the index of the append each came from, and merges per append."""
+    ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]], list[int], list[int]]:
+        """Rows to insert in order with their encodings, the append each came from, and merges per append."""
+        sqlite = self.database.is_sqlite
         resolver = IdentityResolver(connection, group[-1].received_at)
         resolver.load([event for pending in group for event in pending.events])
         rows: list[dict[str, Any]] = []
+        encoded: list[tuple[Any, ...]] = []
         owners: list[int] = []
         merges = [0] * len(group)
         for index, pending in enumerate(group):
-            for event in pending.events:
+            for event, row, encoding in zip(pending.events, pending.rows, pending.encoded, strict=True):
                 profile_id, merge = resolver.resolve(event)
                 if merge is not None:
                     merges[index] += 1
-                    for row in rows:  # earlier events of the merged profile move too
-                        if row["profile_id"] == merge.from_profile:
-                            row["profile_id"] = merge.into_profile
-                    rows.append(_merge_row(merge, event, pending.received_at))
+                    for earlier in rows:  # earlier events of the merged profile move too
+                        if earlier["profile_id"] == merge.from_profile:
+                            earlier["profile_id"] = merge.into_profile
+                    merge_row = _merge_row(merge, event, pending.received_at)
+                    rows.append(merge_row)
+                    encoded.append(_encode(merge_row, sqlite))
                     owners.append(index)
-                rows.append(_row(event, profile_id, pending.received_at))
+                row["profile_id"] = profile_id
+                rows.append(row)
+                encoded.append(encoding)
                 owners.append(index)
         resolver.flush()
-        return rows, owners, merges
+        # The profile is the one column known only now (and merges may have moved earlier rows).
+        encoded = [
+            e[:_PROFILE] + (row["profile_id"],) + e[_PROFILE + 1 :]
+            for e, row in zip(encoded, rows, strict=True)
+        ]
+        return rows, encoded, owners, merges
 
     def read(
         self, after_seq: int, limit: int = 500, connection: Connection | None = None

@@ -10,11 +10,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select, text
+from sqlalchemy import Connection, delete, text
 
 from engage.events.log import LoggedEvent
 from engage.profiles.consent import ConsentChange, consent_changes
-from engage.store.codec import json_param, json_value, time_param, time_value
+from engage.store.codec import any_of, json_param, json_value, list_param, time_param, time_value
 from engage.store.models import Consent, Profile, ProfileMerge
 from engage.store.upsert import upsert
 
@@ -23,13 +23,21 @@ __all__ = ["ProfilesConsumer"]
 profiles = Profile.__table__
 consents = Consent.__table__
 merges = ProfileMerge.__table__
-_CHUNK = 500
-_IDS = bindparam("ids", expanding=True)
-_REDIRECTS = select(merges.c.from_profile, merges.c.into_profile).where(merges.c.from_profile.in_(_IDS))
-# Untyped statements: values come as the driver gives them, decoded by engage.store.codec.
-_PROFILES = text(
-    "SELECT id, user_id, traits, first_seen, last_seen, event_count, last_seq FROM profiles WHERE id IN :ids"
-).bindparams(_IDS)
+# Untyped statements, one per dialect: values come as the driver gives them, decoded by
+# engage.store.codec, and the id list is one parameter.
+_REDIRECTS = {
+    sqlite: text(
+        f"SELECT from_profile, into_profile FROM profile_merges WHERE {any_of('from_profile', 'ids', sqlite)}"
+    )
+    for sqlite in (True, False)
+}
+_PROFILES = {
+    sqlite: text(
+        "SELECT id, user_id, traits, first_seen, last_seen, event_count, last_seq FROM profiles "
+        f"WHERE {any_of('id', 'ids', sqlite)}"
+    )
+    for sqlite in (True, False)
+}
 _ACTIVITY = (
     "INSERT INTO profiles (id, user_id, traits, first_seen, last_seen, event_count, last_seq) "
     "VALUES (:id, :user_id, '{{}}', :first_seen, :last_seen, :event_count, :last_seq) "
@@ -41,14 +49,13 @@ _ACTIVITY = (
 )
 _ACTIVITY_SQLITE = text(_ACTIVITY.format(least="min", greatest="max"))
 _ACTIVITY_POSTGRES = text(_ACTIVITY.format(least="LEAST", greatest="GREATEST"))
-_CONSENTS = text(
-    "SELECT profile_id, channel, subscribed, source, updated_at, message_id FROM consents "
-    "WHERE profile_id IN :ids"
-).bindparams(_IDS)
-
-
-def _chunks(items: list[str]) -> list[list[str]]:
-    return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+_CONSENTS = {
+    sqlite: text(
+        "SELECT profile_id, channel, subscribed, source, updated_at, message_id FROM consents "
+        f"WHERE {any_of('profile_id', 'ids', sqlite)}"
+    )
+    for sqlite in (True, False)
+}
 
 
 @dataclass
@@ -68,14 +75,16 @@ class _Batch:
         return batch
 
     def _load_rows(self, ids: list[str]) -> None:
-        for chunk in _chunks(ids):
-            for row in self.connection.execute(_PROFILES, {"ids": chunk}).mappings().fetchall():
+        sqlite = self.connection.dialect.name == "sqlite"
+        params = {"ids": list_param(ids, sqlite)}
+        if ids:
+            for row in self.connection.execute(_PROFILES[sqlite], params).mappings().fetchall():
                 profile = dict(row)
                 profile["traits"] = dict(json_value(profile["traits"]))
                 profile["first_seen"] = time_value(profile["first_seen"])
                 profile["last_seen"] = time_value(profile["last_seen"])
                 self.profiles[profile["id"]] = profile
-            for row in self.connection.execute(_CONSENTS, {"ids": chunk}).mappings().fetchall():
+            for row in self.connection.execute(_CONSENTS[sqlite], params).mappings().fetchall():
                 consent = dict(row)
                 consent["subscribed"] = bool(consent["subscribed"])
                 consent["updated_at"] = time_value(consent["updated_at"])
@@ -86,12 +95,10 @@ class _Batch:
 
 
 def _redirects(connection: Connection, profile_ids: set[str]) -> dict[str, str]:
-    redirects: dict[str, str] = {}
-    for chunk in _chunks(sorted(profile_ids)):
-        redirects.update(
-            (source, target) for source, target in connection.execute(_REDIRECTS, {"ids": chunk})
-        )
-    return redirects
+    """Where merged profiles went: an event may still name a profile merged after it was logged."""
+    sqlite = connection.dialect.name == "sqlite"
+    params = {"ids": list_param(profile_ids, sqlite)}
+    return {source: target for source, target in connection.execute(_REDIRECTS[sqlite], params)}
 
 
 def _needing_detail(events: Sequence[LoggedEvent], redirects: dict[str, str]) -> set[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["json_param", "time_param", "json_value", "time_value"]
+__all__ = ["json_param", "time_param", "json_value", "time_value", "any_of", "list_param"]
 
 
 def json_param(value: Any) -> str:
@@ -38,3 +38,15 @@ def time_value(value: Any) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def any_of(column: str, param: str, sqlite: bool) -> str:
+    """SQL testing `column` against a list bound as one parameter (`list_param`), not one placeholder
+    per value, which SQLAlchemy would render anew on every call."""
+    if sqlite:
+        return f"{column} IN (SELECT value FROM json_each(:{param}))"
+    return f"{column} = ANY(CAST(:{param} AS text[]))"
+
+
+def list_param(values: Any, sqlite: bool) -> Any:
+    return orjson.dumps(list(values)).decode() if sqlite else list(values)

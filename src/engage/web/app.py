@@ -8,6 +8,8 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import orjson
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
@@ -72,6 +74,7 @@ def create_app(engage: Engage) -> FastAPI:
     endpoints = engage.workspace.endpoints
     write_keys = WriteKeys(endpoints.ingest.write_keys)
     ingestor = engage.ingestor
+    ingest_limiter = anyio.CapacityLimiter(1)
 
     @app.exception_handler(PayloadTooLarge)
     async def _too_large(_request: Request, exc: PayloadTooLarge) -> Response:
@@ -100,14 +103,20 @@ def create_app(engage: Engage) -> FastAPI:
             raise
         if not authorized:
             write_keys.require(request, parsed.get("writeKey") if isinstance(parsed, dict) else None)
-        return _result(await run_in_threadpool(ingestor.batch, parsed, len(body)))
+        return _result(
+            await anyio.to_thread.run_sync(ingestor.batch, parsed, len(body), limiter=ingest_limiter)
+        )
 
     def _single(call_type: str):  # type: ignore[no-untyped-def]
         async def endpoint(request: Request) -> Response:
             write_keys.require(request)
             body = await _read_body(request, ingestor.limits.max_event_bytes)
             ingestor.check_size(body, batch=False)
-            return _result(await run_in_threadpool(ingestor.single, call_type, _parse(body)))
+            return _result(
+                await anyio.to_thread.run_sync(
+                    ingestor.single, call_type, _parse(body), limiter=ingest_limiter
+                )
+            )
 
         endpoint.__name__ = call_type
         return endpoint

@@ -76,7 +76,7 @@ class EventStreamConfig(_Section):
     """The AMQP URL; required with `type: rabbitmq` (no default is implied)."""
     partitions: int = Field(default=8, ge=1, le=256)
     exchange: str = Field(default="engage.events", min_length=1)
-    batch_size: int = Field(default=2000, ge=1, le=10000)
+    batch_size: int = Field(default=500, ge=1, le=10000)
 
     @field_validator("url")
     @classmethod

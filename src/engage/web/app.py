@@ -74,6 +74,9 @@ def create_app(engage: Engage) -> FastAPI:
     endpoints = engage.workspace.endpoints
     write_keys = WriteKeys(endpoints.ingest.write_keys)
     ingestor = engage.ingestor
+    # Ingestion runs on one thread per process: appends are serialised anyway, and threads parsing JSON
+    # would hold the GIL while the one inside SQLite waits to take it back after every row. Scale out
+    # with more API processes instead (bench/ingest.py --apis).
     ingest_limiter = anyio.CapacityLimiter(1)
 
     @app.exception_handler(PayloadTooLarge)

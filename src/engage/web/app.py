@@ -74,10 +74,10 @@ def create_app(engage: Engage) -> FastAPI:
     endpoints = engage.workspace.endpoints
     write_keys = WriteKeys(endpoints.ingest.write_keys)
     ingestor = engage.ingestor
-    # Ingestion runs on one thread per process: appends are serialised anyway, and threads parsing JSON
-    # would hold the GIL while the one inside SQLite waits to take it back after every row. Scale out
-    # with more API processes instead (bench/ingest.py --apis).
-    ingest_limiter = anyio.CapacityLimiter(1)
+    # On SQLite ingestion runs on one thread per process: appends are serialised anyway, and threads
+    # parsing JSON would hold the GIL while the one inside SQLite waits to take it back after every row.
+    # PostgreSQL does its work in its own processes, so requests overlap there (and commit as a group).
+    ingest_limiter = anyio.CapacityLimiter(1 if engage.database.is_sqlite else 4)
 
     @app.exception_handler(PayloadTooLarge)
     async def _too_large(_request: Request, exc: PayloadTooLarge) -> Response:

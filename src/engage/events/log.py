@@ -91,7 +91,18 @@ _COLUMNS = (
     "timestamp", "received_at", "properties", "traits", "context",
 )  # fmt: skip
 # Untyped, so rows come back as the driver gives them and `from_row` decodes only what it must.
-_READ = text(f"SELECT seq, {', '.join(_COLUMNS)} FROM event_log WHERE seq > :after ORDER BY seq LIMIT :limit")
+# On PostgreSQL JSONB comes back as text, for orjson: psycopg would decode it with the stdlib's json.
+_READ = {
+    sqlite: text(
+        "SELECT seq, "
+        + ", ".join(
+            f"{c}::text AS {c}" if c in ("properties", "traits", "context") and not sqlite else c
+            for c in _COLUMNS
+        )
+        + " FROM event_log WHERE seq > :after ORDER BY seq LIMIT :limit"
+    )
+    for sqlite in (True, False)
+}
 
 
 def _encode(row: dict[str, Any], sqlite: bool, received: Any = None) -> tuple[Any, ...]:
@@ -301,9 +312,11 @@ class EventLog:
             return cached
         params = {"after": after_seq, "limit": limit}
         if connection is not None:
-            return [LoggedEvent.from_row(row) for row in connection.execute(_READ, params).fetchall()]
+            query = _READ[self.database.is_sqlite]
+            return [LoggedEvent.from_row(row) for row in connection.execute(query, params).fetchall()]
         with self.database.read() as conn:
-            return [LoggedEvent.from_row(row) for row in conn.execute(_READ, params).fetchall()]
+            rows = conn.execute(_READ[self.database.is_sqlite], params).fetchall()
+            return [LoggedEvent.from_row(row) for row in rows]
 
     def last_seq(self) -> int:
         with self.database.read() as connection:

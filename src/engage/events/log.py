@@ -27,7 +27,6 @@ __all__ = ["EventLog", "LoggedEvent", "AppendResult", "MERGE_EVENT"]
 event_log = EventRecord.__table__
 MERGE_EVENT = "ProfilesMerged"
 _APPEND_LOCK = 0x656E6C67  # "enlg"
-_CHUNK = 500
 _INSERTED = select(event_log.c.message_id, event_log.c.seq).where(event_log.c.seq > bindparam("before"))
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, select
 
 from engage.events.log import LoggedEvent
 from engage.profiles.consent import CHANNELS, default_consent
-from engage.store.database import as_utc
+from engage.store.codec import time_value
 from engage.store.models import Consent, EventRecord, Identity, Profile
 
 __all__ = ["find_profile_id", "profile_view"]
@@ -44,7 +44,7 @@ def profile_view(
         consent[found["channel"]] = {
             "subscribed": found["subscribed"],
             "source": found["source"],
-            "updated_at": as_utc(found["updated_at"]).isoformat(),
+            "updated_at": time_value(found["updated_at"]).isoformat(),
         }
     ids = connection.execute(
         select(identities.c.kind, identities.c.value)
@@ -63,8 +63,8 @@ def profile_view(
         "traits": traits,
         "consent": consent,
         "identities": [{"type": kind, "id": value} for kind, value in ids],
-        "first_seen": as_utc(row["first_seen"]).isoformat() if row else None,
-        "last_seen": as_utc(row["last_seen"]).isoformat() if row else None,
+        "first_seen": time_value(row["first_seen"]).isoformat() if row else None,
+        "last_seen": time_value(row["last_seen"]).isoformat() if row else None,
         "event_count": row["event_count"] if row else 0,
         "events": [_event_view(LoggedEvent.from_row(r)) for r in recent],
     }

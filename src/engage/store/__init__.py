@@ -1,6 +1,6 @@
 """Storage: the SQLAlchemy models, the database connection and the migrations."""
 
-from engage.store.database import Database, as_utc, utcnow
+from engage.store.database import Database, utcnow
 from engage.store.migrate import current_revision, head_revision, upgrade
 
-__all__ = ["Database", "as_utc", "utcnow", "upgrade", "current_revision", "head_revision"]
+__all__ = ["Database", "utcnow", "upgrade", "current_revision", "head_revision"]

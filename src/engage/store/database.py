@@ -20,7 +20,7 @@ import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-__all__ = ["Database", "utcnow", "as_utc"]
+__all__ = ["Database", "utcnow"]
 
 
 def _json_dumps(value: object) -> str:
@@ -29,11 +29,6 @@ def _json_dumps(value: object) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def as_utc(value: datetime) -> datetime:
-    """Datetimes read back from SQLite are naive; engage stores UTC only."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class _WriterLock:

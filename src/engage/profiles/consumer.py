@@ -38,17 +38,18 @@ _PROFILES = {
     )
     for sqlite in (True, False)
 }
+# Sent straight to the driver with positional rows (one per profile in every batch).
 _ACTIVITY = (
     "INSERT INTO profiles (id, user_id, traits, first_seen, last_seen, event_count, last_seq) "
-    "VALUES (:id, :user_id, '{{}}', :first_seen, :last_seen, :event_count, :last_seq) "
+    "VALUES ({m}, {m}, '{{}}', {m}, {m}, {m}, {m}) "
     "ON CONFLICT (id) DO UPDATE SET user_id = COALESCE(excluded.user_id, profiles.user_id), "
     "first_seen = {least}(profiles.first_seen, excluded.first_seen), "
     "last_seen = {greatest}(profiles.last_seen, excluded.last_seen), "
     "event_count = profiles.event_count + excluded.event_count, "
     "last_seq = {greatest}(profiles.last_seq, excluded.last_seq)"
 )
-_ACTIVITY_SQLITE = text(_ACTIVITY.format(least="min", greatest="max"))
-_ACTIVITY_POSTGRES = text(_ACTIVITY.format(least="LEAST", greatest="GREATEST"))
+_ACTIVITY_SQLITE = _ACTIVITY.format(m="?", least="min", greatest="max")
+_ACTIVITY_POSTGRES = _ACTIVITY.format(m="%s", least="LEAST", greatest="GREATEST")
 _CONSENTS = {
     sqlite: text(
         "SELECT profile_id, channel, subscribed, source, updated_at, message_id FROM consents "
@@ -122,24 +123,23 @@ def _record_activity(connection: Connection, events: list[LoggedEvent]) -> None:
     if not events:
         return
     sqlite = connection.dialect.name == "sqlite"
-    rows: dict[str, dict[str, Any]] = {}
+    # profile -> [user_id, first_seen, last_seen, event_count, last_seq]
+    activity: dict[str, list[Any]] = {}
     for event in events:
-        row = rows.get(event.profile_id)
-        if row is None:
-            rows[event.profile_id] = {
-                "id": event.profile_id, "user_id": event.user_id, "first_seen": event.timestamp,
-                "last_seen": event.timestamp, "event_count": 1, "last_seq": event.seq,
-            }  # fmt: skip
+        seen = activity.get(event.profile_id)
+        if seen is None:
+            activity[event.profile_id] = [event.user_id, event.timestamp, event.timestamp, 1, event.seq]
             continue
-        row["user_id"] = event.user_id or row["user_id"]
-        row["first_seen"] = min(row["first_seen"], event.timestamp)
-        row["last_seen"] = max(row["last_seen"], event.timestamp)
-        row["event_count"] += 1
-        row["last_seq"] = event.seq
-    for row in rows.values():
-        row["first_seen"] = time_param(row["first_seen"], sqlite)
-        row["last_seen"] = time_param(row["last_seen"], sqlite)
-    connection.execute(_ACTIVITY_SQLITE if sqlite else _ACTIVITY_POSTGRES, list(rows.values()))
+        seen[0] = event.user_id or seen[0]
+        seen[1] = min(seen[1], event.timestamp)
+        seen[2] = max(seen[2], event.timestamp)
+        seen[3] += 1
+        seen[4] = event.seq
+    rows = [
+        (profile_id, user_id, time_param(first, sqlite), time_param(last, sqlite), count, seq)
+        for profile_id, (user_id, first, last, count, seq) in activity.items()
+    ]
+    connection.exec_driver_sql(_ACTIVITY_SQLITE if sqlite else _ACTIVITY_POSTGRES, rows)
 
 
 class ProfilesConsumer:

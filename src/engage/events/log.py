@@ -117,6 +117,36 @@ def _encode(row: dict[str, Any], sqlite: bool, received: Any = None) -> tuple[An
 _PROFILE = _COLUMNS.index("profile_id")
 
 
+_INCOMING = "engage_incoming_events"
+
+
+def _copy_into_log(connection: Connection, encoded: list[tuple[Any, ...]]) -> None:
+    """PostgreSQL: COPY the rows into a temporary table, then one INSERT … SELECT into the log.
+
+    One statement instead of one execution per row; ORDER BY keeps `seq` in the order of the rows.
+    """
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    columns = ", ".join(_COLUMNS)
+    with driver.cursor() as cursor:
+        if not connection.connection.info.get(_INCOMING):
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {_INCOMING} (position integer, message_id text, "
+                "type text, event text, channel text, profile_id text, user_id text, anonymous_id text, "
+                "timestamp timestamptz, received_at timestamptz, properties text, traits text, context text) "
+                "ON COMMIT DELETE ROWS"
+            )
+            connection.connection.info[_INCOMING] = True
+        with cursor.copy(f"COPY {_INCOMING} (position, {columns}) FROM STDIN") as copy:
+            for position, row in enumerate(encoded):
+                copy.write_row((position, *row))
+        cursor.execute(
+            f"INSERT INTO event_log ({columns}) SELECT message_id, type, event, channel, profile_id, "
+            "user_id, anonymous_id, timestamp, received_at, properties::jsonb, traits::jsonb, context::jsonb "
+            f"FROM {_INCOMING} ORDER BY position ON CONFLICT (message_id) DO NOTHING"
+        )
+
+
 def _first_of_each_message(events: list[Event]) -> list[Event]:
     seen: set[str] = set()
     unique = []
@@ -258,12 +288,14 @@ class EventLog:
         maximum are exactly this batch's new ones.
         """
         before = connection.execute(select(func.coalesce(func.max(event_log.c.seq), 0))).scalar_one()
-        marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
-        connection.exec_driver_sql(
-            f"INSERT INTO event_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([marker] * len(_COLUMNS))}) "
-            "ON CONFLICT (message_id) DO NOTHING",
-            encoded,
-        )
+        if self.database.is_sqlite:
+            connection.exec_driver_sql(
+                f"INSERT INTO event_log ({', '.join(_COLUMNS)}) VALUES ({', '.join(['?'] * len(_COLUMNS))}) "
+                "ON CONFLICT (message_id) DO NOTHING",
+                encoded,
+            )
+        else:
+            _copy_into_log(connection, encoded)
         result = connection.execute(_INSERTED, {"before": before}).fetchall()
         return {message_id: seq for message_id, seq in result}
 

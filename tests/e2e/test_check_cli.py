@@ -12,7 +12,7 @@ from engage.workspace import init_workspace
 
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = ("SENDGRID_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "ENGAGE_WRITE_KEY")
-SUMMARY = "workspace OK: endpoints.yml, 3 connectors, 2 segments, 1 journey, 4 templates, bot (5 files)"
+SUMMARY = "workspace OK: endpoints.yml, 3 connectors, 12 segments, 1 journey, 4 templates, bot (5 files)"
 
 Run = Callable[..., tuple[int, list[str], list[str]]]
 
@@ -251,3 +251,93 @@ def test_a_new_file_is_counted_and_checked(run: Run, ws: Path) -> None:
         0,
         [SUMMARY.replace("1 journey", "2 journeys").replace("4 templates", "5 templates")],
     )
+
+
+# --------------------------------------------------------------------------------------------- segments
+
+
+def check_fails_with(run: Run, ws: Path, expected: list[str]) -> None:
+    code, out, err = run("check", "-w", str(ws))
+    assert code == 1
+    assert out == expected
+    files = len({line.split(":")[0] for line in expected})
+    problems = f"{len(expected)} problem{'' if len(expected) == 1 else 's'}"
+    assert err[-1] == f"error: {problems} in {files} file{'' if files == 1 else 's'}"
+
+
+def test_an_unknown_key_in_a_segment(run: Run, ws: Path) -> None:
+    line = replace(ws / "segments" / "recent_purchasers.yml", "  within: 30d", "  window: 30d")
+    check_fails_with(
+        run,
+        ws,
+        [
+            f"segments/recent_purchasers.yml:{line}: unknown key 'window'; known keys: performed, where, "
+            "at_least, at_most, exactly, within, sum, count, max, eq, ne, gt, gte, lt, lte"
+        ],
+    )
+
+
+def test_a_bad_operator_in_a_segment(run: Run, ws: Path) -> None:
+    line = replace(ws / "segments" / "email_users.yml", "      exists: true", "      present: true")
+    check_fails_with(
+        run,
+        ws,
+        [
+            f"segments/email_users.yml:{line}: unknown operator 'present'; known operators: eq, ne, gt, gte, "
+            "lt, lte, in, contains, exists, within"
+        ],
+    )
+
+
+def test_an_unparseable_duration_in_a_segment(run: Run, ws: Path) -> None:
+    line = replace(ws / "segments" / "new_signups.yml", "within: 7d", "within: a week")
+    check_fails_with(
+        run,
+        ws,
+        [
+            f"segments/new_signups.yml:{line}: condition.within: cannot read duration 'a week': "
+            "write a number and a unit (w, d, h, m, s), e.g. 30d, 1h, 1d12h"
+        ],
+    )
+
+
+def test_an_in_segment_cycle_across_two_files(run: Run, ws: Path) -> None:
+    replace(ws / "segments" / "lapsed_customers.yml", "  all:\n", "  all:\n    - in_segment: high_value\n")
+    line = replace(
+        ws / "segments" / "high_value.yml", "  performed: OrderCompleted", "  in_segment: lapsed_customers"
+    )
+    path = ws / "segments" / "high_value.yml"
+    path.write_text(path.read_text().split("  within: 90d")[0])
+    cycle = "high_value -> lapsed_customers -> high_value"
+    check_fails_with(run, ws, [f"segments/high_value.yml:{line}: condition.in_segment: cycle: {cycle}"])
+
+
+def test_an_unknown_in_segment_target(run: Run, ws: Path) -> None:
+    line = replace(
+        ws / "segments" / "email_users.yml",
+        "    - consent: email",
+        "    - in_segment: vips\n    - consent: email",
+    )
+    known = ", ".join(sorted(path.stem for path in (ws / "segments").glob("*.yml")))
+    check_fails_with(
+        run,
+        ws,
+        [
+            f"segments/email_users.yml:{line}: condition.all[1].in_segment: unknown segment 'vips'; "
+            f"known segments: {known}"
+        ],
+    )
+
+
+def test_a_missing_manual_csv(run: Run, ws: Path) -> None:
+    path = ws / "segments" / "blocked.yml"
+    path.write_text("name: blocked\ncondition:\n  manual: lists/blocked.csv\n")
+    check_fails_with(
+        run,
+        ws,
+        ["segments/blocked.yml:3: condition.manual: file 'lists/blocked.csv' not found in the workspace"],
+    )
+    (ws / "lists").mkdir()
+    (ws / "lists" / "blocked.csv").write_text("user_id\nu-1\n")
+    code, out, _ = run("check", "-w", str(ws))
+    assert code == 0 and ", 13 segments, " in out[0]

@@ -28,9 +28,9 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_copy_is_clean_and_counted(ws: Path) -> None:
     problems, summary = check_workspace(ws, environ=SECRETS)
     assert problems == [] and summary.warnings == []
-    assert summary.counts["segments/*.yml"] == 2 and summary.counts["bot/**/*.yml"] == 5
+    assert summary.counts["segments/*.yml"] == 12 and summary.counts["bot/**/*.yml"] == 5
     assert str(summary) == (
-        "workspace OK: endpoints.yml, 3 connectors, 2 segments, 1 journey, 4 templates, bot (5 files)"
+        "workspace OK: endpoints.yml, 3 connectors, 12 segments, 1 journey, 4 templates, bot (5 files)"
     )
 
 
@@ -56,11 +56,11 @@ def test_a_registered_validator_replaces_the_one_of_its_glob(ws: Path) -> None:
 
     register_kind("segments/*.yml", no_conditions_yet)
     problems, summary = check_workspace(ws, environ=SECRETS)
-    assert [str(p) for p in problems] == [
-        "segments/email_users.yml:5: condition.all: not supported yet",
-        "segments/users_with_cart.yml:6: condition.all: not supported yet",
-    ]
-    assert "2 segments" in summary.parts
+    shown = [str(p) for p in problems]
+    assert len(shown) == 12
+    assert "segments/email_users.yml:5: condition.all: not supported yet" in shown
+    assert "segments/users_with_cart.yml:6: condition.all: not supported yet" in shown
+    assert "12 segments" in summary.parts
 
 
 @pytest.mark.usefixtures("registry")

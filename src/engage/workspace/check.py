@@ -7,10 +7,15 @@ which replaces the validator of a glob already known (one schema per file kind) 
     def check_segment(doc: YamlFile, ctx: CheckContext) -> list[Problem]: ...
 
     register_kind("segments/*.yml", check_segment)
+
+A kind whose files must also be checked together (e.g. references between them) passes `finish`: it runs
+once after the kind's files, reading what its validator left in `ctx.shared`. A later stage of engage plugs
+in without `engage.workspace` importing it at import time through `_lazy("module:function")`.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +35,7 @@ __all__ = [
     "FileKind",
     "Validator",
     "YamlValidator",
+    "SetValidator",
     "check_workspace",
     "register_kind",
     "registered_kinds",
@@ -51,6 +57,8 @@ class CheckContext:
     warnings: list[Problem] = field(default_factory=list)
     connectors: dict[str, ParsedConnector] = field(default_factory=dict)
     """Connector files checked so far, by name."""
+    shared: dict[str, Any] = field(default_factory=dict)
+    """What a kind's validator keeps for its `finish` (e.g. parsed files), under a key of its choosing."""
 
     def warn(self, problem: Problem) -> None:
         """Report something worth fixing that does not make the workspace invalid."""
@@ -65,6 +73,8 @@ Validator = Callable[[Path, CheckContext], list[Problem]]
 """Checks one file (given by its absolute path) and returns its problems."""
 YamlValidator = Callable[[YamlFile, CheckContext], list[Problem]]
 """Checks one file that parsed as YAML."""
+SetValidator = Callable[[CheckContext], list[Problem]]
+"""Checks the files of a kind together, once they were each checked."""
 
 
 @dataclass(frozen=True)
@@ -74,19 +84,27 @@ class FileKind:
     validate: Validator
     describe: Callable[[int], str]
     """How the summary counts files of this kind: `3 -> "3 connectors"`."""
+    finish: SetValidator | None = None
 
 
 _KINDS: dict[str, FileKind] = {}
 
 
-def register_kind(glob: str, validator: Validator, *, describe: Callable[[int], str] | None = None) -> None:
-    """Check every file matching `glob` with `validator`; replaces the validator of a known glob."""
+def register_kind(
+    glob: str,
+    validator: Validator,
+    *,
+    describe: Callable[[int], str] | None = None,
+    finish: SetValidator | None = None,
+) -> None:
+    """Check every file matching `glob` with `validator`, then all of them with `finish`; replaces the
+    validators of a known glob."""
     previous = _KINDS.get(glob)
     if describe is None:
         describe = (
             previous.describe if previous is not None else _counter(glob.split("/")[0].removesuffix("s"))
         )
-    _KINDS[glob] = FileKind(glob, validator, describe)
+    _KINDS[glob] = FileKind(glob, validator, describe, finish)
 
 
 def registered_kinds() -> list[FileKind]:
@@ -139,6 +157,8 @@ def check_workspace(
         parts.append(kind.describe(len(paths)))
         for path in paths:
             problems += kind.validate(path, ctx)
+        if kind.finish is not None:
+            problems += kind.finish(ctx)
     if endpoints is not None and endpoints_doc is not None:
         problems += _check_channels(endpoints.channels, endpoints_doc, ctx)
     for folder in (CONNECTORS_DIR, "segments", "journeys"):
@@ -247,8 +267,26 @@ def check_template(path: Path, ctx: CheckContext) -> list[Problem]:
 
 _JINJA = jinja2.Environment()
 
+
+def _lazy(target: str) -> Any:
+    """A validator `module:function` imported on its first call, so that a later stage (segments/,
+    journeys/) plugs in without engage.workspace importing it when engage.workspace is imported."""
+    module, _, name = target.partition(":")
+
+    def call(*args: Any) -> list[Problem]:
+        check: Callable[..., list[Problem]] = getattr(importlib.import_module(module), name)
+        return check(*args)
+
+    call.__name__ = name
+    return call
+
+
 register_kind(f"{CONNECTORS_DIR}/*.yml", check_connector)
-register_kind("segments/*.yml", check_named_mapping)
+register_kind(
+    "segments/*.yml",
+    _lazy("engage.segments.loader:check_segment_file"),
+    finish=_lazy("engage.segments.loader:check_segment_files"),
+)
 register_kind("journeys/*.yml", check_named_mapping)
 register_kind("templates/**/*.j2", check_template)
 register_kind("bot/**/*.yml", check_yaml_only, describe=lambda n: f"bot ({n} file{'' if n == 1 else 's'})")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
 WorkspaceOption = typer.Option(
@@ -14,7 +12,3 @@ WorkspaceOption = typer.Option(
     help="The workspace folder (the one holding endpoints.yml). Default: found by walking up from here.",
     file_okay=False,
 )
-
-
-def workspace_path(value: Path | None) -> Path | None:
-    return value

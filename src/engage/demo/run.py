@@ -26,6 +26,7 @@ from engage.demo.server import LocalServer
 from engage.demo.shoppers import simulate
 from engage.errors import WorkspaceError
 from engage.events.consumers import offset_of
+from engage.store import Database
 from engage.store.models import Consent, EventRecord, Identity, Profile, ProfileMerge
 from engage.workspace import Workspace, init_workspace
 
@@ -122,7 +123,7 @@ def run_demo(directory: Path, *, users: int, days: int, seed: int, console: Cons
     return report
 
 
-def _summarise(database: Any, report: DemoReport) -> None:
+def _summarise(database: Database, report: DemoReport) -> None:
     events, profiles, identities = EventRecord.__table__, Profile.__table__, Identity.__table__
     with database.read() as connection:
         report.events_by_name = Counter(

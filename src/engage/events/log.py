@@ -353,10 +353,6 @@ class EventLog:
         with self.database.read() as connection:
             return connection.execute(select(func.coalesce(func.max(event_log.c.seq), 0))).scalar_one()
 
-    def count(self) -> int:
-        with self.database.read() as connection:
-            return connection.execute(select(func.count()).select_from(event_log)).scalar_one()
-
     def since(self, start: datetime, batch: int = 10_000) -> Iterator[list[LoggedEvent]]:
         """Every event that happened at or after `start`, in log order and in pages, for exports."""
         after = 0

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from engage.errors import EngageError
 from engage.events.log import EventLog
 from engage.events.stream.base import EventStream, partition_of
 from engage.events.stream.inprocess import InProcessStream
 from engage.store.database import Database
 
-__all__ = ["EventStream", "InProcessStream", "create_stream", "partition_of", "STREAM_TYPES"]
+if TYPE_CHECKING:
+    from engage.workspace import EventStreamConfig
+
+__all__ = ["EventStream", "InProcessStream", "create_stream", "partition_of"]
 
 
 def _stream_types() -> dict[str, type[EventStream]]:
@@ -17,13 +22,9 @@ def _stream_types() -> dict[str, type[EventStream]]:
     return {InProcessStream.name: InProcessStream, RabbitMQStream.name: RabbitMQStream}
 
 
-STREAM_TYPES = ("inprocess", "rabbitmq")
-
-
-def create_stream(config: object, database: Database, log: EventLog) -> EventStream:
-    """Build the stream named by `config.type` (an `EventStreamConfig`)."""
-    kind = getattr(config, "type", "inprocess")
+def create_stream(config: EventStreamConfig, database: Database, log: EventLog) -> EventStream:
+    """Build the stream named by `config.type`."""
     types = _stream_types()
-    if kind not in types:
-        raise EngageError(f"event_stream.type: unknown stream {kind!r} (known: {', '.join(types)})")
-    return types[kind].from_config(config, database, log)
+    if config.type not in types:
+        raise EngageError(f"event_stream.type: unknown stream {config.type!r} (known: {', '.join(types)})")
+    return types[config.type].from_config(config, database, log)

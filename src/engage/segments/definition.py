@@ -144,8 +144,7 @@ class Node:
                 found.add(node.test.value)
             elif isinstance(node, Performed | Aggregate | NotPerformed) and node.within is not None:
                 found.add(node.within)
-            if isinstance(node, _EVENT_LEAVES):
-                found.update(f.test.value for f in node.where if isinstance(f.test.value, timedelta))
+            # A `within` on an event property is measured from the event's own time: it never expires.
         return tuple(sorted(found))
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from engage.bootstrap import Engage
 from engage.events.consumers import offset_of
+from engage.segments import SEGMENTS_DIR
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
@@ -17,7 +22,52 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "
         time.sleep(0.02)
 
 
-def settled(engage: Engage, consumer: str = "profiles") -> None:
-    """Wait until `consumer` has handled every event in the log (the in-process stream, partition 0)."""
-    last = engage.log.last_seq()
-    wait_for(lambda: offset_of(engage.database, consumer) >= last, what=f"{consumer} to reach seq {last}")
+def settled(engage: Engage) -> None:
+    """Wait until every consumer has handled every event in the log (the in-process stream, partition 0),
+    including the events consumers announce meanwhile."""
+
+    def caught_up() -> bool:
+        last = engage.log.last_seq()
+        return all(offset_of(engage.database, name) >= last for name in engage.consumers.names())
+
+    wait_for(caught_up, what="every consumer to reach the end of the log")
+
+
+class Clock:
+    """A clock the test moves by hand (`bootstrap(..., clock=clock)`): nothing sleeps."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+def write_segments(root: Path, segments: dict[str, str]) -> None:
+    """Make `segments` (name -> YAML after the `name:` line) the workspace's only segment files."""
+    folder = root / SEGMENTS_DIR
+    for old in folder.glob("*.yml"):
+        old.unlink()
+    for name, body in segments.items():
+        (folder / f"{name}.yml").write_text(f"name: {name}\n{textwrap.dedent(body)}", encoding="utf-8")
+
+
+def send(engage: Engage, *calls: dict[str, Any]) -> None:
+    """Ingest `calls` as one batch and deliver them (and what the consumers announce) to the consumers."""
+    result = engage.ingestor.batch({"batch": list(calls)}, size=0)
+    assert not result.rejected, result.rejected
+    engage.stream.drain(engage.consumers)
+
+
+def track(user: str, event: str, at: str | None = None, **properties: Any) -> dict[str, Any]:
+    """A track call by a known user, happening `at` (ISO 8601; when received, if None)."""
+    call = {"type": "track", "userId": user, "event": event, "properties": properties}
+    return {**call, "timestamp": at} if at else call
+
+
+def identify(user: str, at: str | None = None, **traits: Any) -> dict[str, Any]:
+    call = {"type": "identify", "userId": user, "traits": traits}
+    return {**call, "timestamp": at} if at else call

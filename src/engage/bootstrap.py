@@ -6,6 +6,8 @@ workspace (and clock) instead of patching.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,10 +17,13 @@ from engage.events.ingest import Ingestor, Limits
 from engage.events.log import EventLog
 from engage.events.stream import EventStream, create_stream
 from engage.profiles import ProfilesConsumer
+from engage.segments.runtime import Segments
 from engage.store import Database, upgrade, utcnow
 from engage.workspace import Workspace
 
 __all__ = ["Engage", "bootstrap"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,6 +34,23 @@ class Engage:
     stream: EventStream
     consumers: ConsumerRegistry
     ingestor: Ingestor
+    segments: Segments
+
+    def work(self, stop: threading.Event) -> None:
+        """Be a worker until `stop` is set: apply the segment files (backfilling what changed), then
+        deliver the stream to the consumers while the segment clock handles windows running out."""
+        for applied in self.segments.sync():
+            log.info(
+                "segment %s %s: %d members (%d entered, %d exited)",
+                applied.segment, applied.action, applied.members, applied.entered, applied.exited,
+            )  # fmt: skip
+        timer = threading.Thread(target=self.segments.timer.run, args=(stop,), name="segment-clock")
+        timer.start()
+        try:
+            self.stream.run(self.consumers, stop)
+        finally:
+            stop.set()
+            timer.join()
 
     def close(self) -> None:
         self.stream.close()
@@ -46,11 +68,14 @@ def bootstrap(
     stream = create_stream(endpoints.event_stream, database, log)
     log.on_append = stream.notify
     consumers = ConsumerRegistry()
-    consumers.register(ProfilesConsumer())
+    consumers.register(ProfilesConsumer())  # first: segments read the traits and consent it writes
+    partitions = endpoints.event_stream.partitions if endpoints.event_stream.type == "rabbitmq" else 1
+    segments = Segments.from_workspace(workspace, database, clock, partitions)
+    consumers.register(segments.consumer)
     ingestor = Ingestor(
         log,
         phone_region=endpoints.profiles.default_region,
         limits=Limits(endpoints.ingest.max_event_bytes, endpoints.ingest.max_batch_bytes),
         clock=clock,
     )
-    return Engage(workspace, database, log, stream, consumers, ingestor)
+    return Engage(workspace, database, log, stream, consumers, ingestor, segments)

@@ -71,9 +71,10 @@ def test_events_tail_profiles_show_and_export(make_workspace: MakeWorkspace, tmp
     _seed(root, make_workspace)
     os.chdir(root / "journeys")  # the workspace is found by walking up
 
-    assert main(["events", "tail", "--no-follow", "-n", "2"]) == 0
+    assert main(["events", "tail", "--no-follow", "-n", "3"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and "identify" in out[0] and "ProductAdded" in out[1] and '"sku":"p1"' in out[1]
+    assert len(out) == 3 and "identify" in out[0] and "ProductAdded" in out[1] and '"sku":"p1"' in out[1]
+    assert "system" in out[2] and "SegmentEntered" in out[2] and '"segment":"email_users"' in out[2]
 
     assert main(["profiles", "show", "a1"]) == 0
     out = capsys.readouterr().out
@@ -97,12 +98,12 @@ def test_events_tail_profiles_show_and_export(make_workspace: MakeWorkspace, tmp
         == 0
     )
     frame = pd.read_parquet(tmp_path / "e.parquet")
-    assert list(frame["event"].fillna(frame["type"])) == ["identify", "ProductAdded"]
-    assert frame["user_id"].tolist() == ["u1", "u1"]
+    assert list(frame["event"].fillna(frame["type"])) == ["identify", "ProductAdded", "SegmentEntered"]
+    assert frame["user_id"].tolist() == ["u1", "u1", "u1"]
     assert main(["events", "export", "--since", "2026-01-01", "--format", "csv"]) == 0
     written = root / "var" / "exports" / "events-since-20260101.csv"
-    assert f"wrote 3 events to {written}" in capsys.readouterr().out
-    assert len(pd.read_csv(written)) == 3
+    assert f"wrote 4 events to {written}" in capsys.readouterr().out  # SegmentEntered happened today
+    assert len(pd.read_csv(written)) == 4
     assert main(["events", "export", "--since", "last tuesday"]) == 1
     assert "--since: not a date" in capsys.readouterr().err
 
@@ -166,3 +167,9 @@ def test_errors_are_one_line_and_exit_1(tmp_path: Path, capsys) -> None:
     assert main(["events", "tail", "--no-follow"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "endpoints.yml" in err[0]
+
+
+def test_a_mistyped_option_is_a_usage_error_not_a_crash(capsys) -> None:
+    assert main(["events", "tail", "--bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "No such option: --bogus" in err and "Traceback" not in err

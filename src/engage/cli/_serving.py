@@ -43,7 +43,7 @@ def serve_until_stopped(engage: Engage, host: str, port: int, *, with_worker: bo
     tune_gc()
     worker = None
     if with_worker:
-        worker = threading.Thread(target=engage.stream.run, args=(engage.consumers, stop), name="worker")
+        worker = threading.Thread(target=engage.work, args=(stop,), name="worker")
         worker.start()
     log.info(
         "engage listening on http://%s:%d (stream %s%s)",

@@ -26,7 +26,7 @@ def worker(workspace: Path | None = WorkspaceOption) -> None:
         "worker started: stream %s, consumers %s", engage.stream.name, ", ".join(engage.consumers.names())
     )
     try:
-        engage.stream.run(engage.consumers, stop)
+        engage.work(stop)
     finally:
         engage.close()
 

@@ -25,9 +25,7 @@ class LocalServer:
         self._stop = threading.Event()
         self._threads = [
             threading.Thread(target=self._server.run, name="api", daemon=True),
-            threading.Thread(
-                target=engage.stream.run, args=(engage.consumers, self._stop), name="worker", daemon=True
-            ),
+            threading.Thread(target=engage.work, args=(self._stop,), name="worker", daemon=True),
         ]
         self.url = ""
 

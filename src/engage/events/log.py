@@ -22,7 +22,7 @@ from engage.store.codec import json_param, json_value, time_param, time_value
 from engage.store.database import Database
 from engage.store.models import EventRecord
 
-__all__ = ["EventLog", "LoggedEvent", "AppendResult", "MERGE_EVENT"]
+__all__ = ["EventLog", "LoggedEvent", "AppendResult", "MERGE_EVENT", "append_system_events", "system_event"]
 
 event_log = EventRecord.__table__
 MERGE_EVENT = "ProfilesMerged"
@@ -145,6 +145,47 @@ def _copy_into_log(connection: Connection, encoded: list[tuple[Any, ...]]) -> No
             "user_id, anonymous_id, timestamp, received_at, properties::jsonb, traits::jsonb, context::jsonb "
             f"FROM {_INCOMING} ORDER BY position ON CONFLICT (message_id) DO NOTHING"
         )
+
+
+def system_event(
+    message_id: str, name: str, profile_id: str, user_id: str | None, at: datetime,
+    properties: dict[str, Any], context: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """A row for an event engage itself announces (channel `system`), for `append_system_events`."""
+    return {
+        "message_id": message_id,
+        "type": "track",
+        "event": name,
+        "channel": "system",
+        "profile_id": profile_id,
+        "user_id": user_id,
+        "anonymous_id": None,
+        "timestamp": at,
+        "received_at": at,
+        "properties": properties,
+        "traits": {},
+        "context": context,
+    }
+
+
+def append_system_events(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    """Append engage's own events inside the caller's write transaction (a consumer announcing what it
+    did), so they commit, or not, with its effects. A messageId already logged is skipped.
+
+    They bypass identity resolution (the profile is known) and this process's recent-events cache; the
+    stream reads them from the database.
+    """
+    if not rows:
+        return
+    sqlite = connection.dialect.name == "sqlite"
+    if not sqlite:  # keep `seq` in commit order, as `EventLog.append` does
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPEND_LOCK})
+    marker = "?" if sqlite else "%s"
+    connection.exec_driver_sql(
+        f"INSERT INTO event_log ({', '.join(_COLUMNS)}) VALUES ({', '.join([marker] * len(_COLUMNS))}) "
+        "ON CONFLICT (message_id) DO NOTHING",
+        [_encode(row, sqlite) for row in rows],
+    )
 
 
 def _first_of_each_message(events: list[Event]) -> list[Event]:

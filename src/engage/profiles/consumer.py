@@ -20,6 +20,8 @@ from engage.store.upsert import upsert
 
 __all__ = ["ProfilesConsumer"]
 
+SYSTEM_CHANNEL = "system"
+
 profiles = Profile.__table__
 consents = Consent.__table__
 merges = ProfileMerge.__table__
@@ -146,6 +148,10 @@ class ProfilesConsumer:
     name = "profiles"
 
     def handle(self, connection: Connection, events: Sequence[LoggedEvent]) -> None:
+        # What engage announces itself (SegmentEntered, …) is not the customer's activity; merges are.
+        events = [e for e in events if e.channel != SYSTEM_CHANNEL or e.type == "merge"]
+        if not events:
+            return
         redirects = _redirects(connection, {event.profile_id for event in events})
         detailed = _needing_detail(events, redirects)
         if detailed:

@@ -33,7 +33,8 @@ def find_profile_id(connection: Connection, identifier: str) -> str | None:
 def profile_view(
     connection: Connection, identifier: str, *, email_consent_default: bool = True, events: int = 50
 ) -> dict[str, Any] | None:
-    """Traits, consent, identities and the latest events of the profile `identifier` names."""
+    """Traits, consent, identities and the latest events of the profile `identifier` names (the
+    customer's own: engage's announcements, such as SegmentEntered, are left out)."""
     profile_id = find_profile_id(connection, identifier)
     if profile_id is None:
         return None
@@ -53,7 +54,7 @@ def profile_view(
     ).all()
     recent = connection.execute(
         select(event_log)
-        .where(event_log.c.profile_id == profile_id)
+        .where(event_log.c.profile_id == profile_id, event_log.c.channel != "system")
         .order_by(event_log.c.timestamp.desc(), event_log.c.seq.desc())
         .limit(events)
     ).all()

@@ -4,7 +4,8 @@ Table names avoid `events`, which Rasa's SQL tracker store and SQL event broker 
 can share one database.
 
 Ownership follows the loop: ingestion writes `event_log` and `identities`; the profiles consumer writes
-`profiles` and `consents`; the stream writes `stream_offsets`, `dead_letters` and `leases`.
+`profiles` and `consents`; the segments consumer writes `segment_definitions`, `segment_states` and
+`segment_memberships`; the stream writes `stream_offsets`, `dead_letters` and `leases`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -26,6 +27,9 @@ __all__ = [
     "StreamOffset",
     "DeadLetter",
     "Lease",
+    "SegmentDefinition",
+    "SegmentState",
+    "SegmentMembership",
 ]
 
 # BIGINT on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the rowid, which AUTOINCREMENT needs.
@@ -139,3 +143,48 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SegmentDefinition(Base):
+    """A segment as last applied: when its fingerprint changes, it is backfilled from the log."""
+
+    __tablename__ = "segment_definitions"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    file: Mapped[str] = mapped_column(String(500), default="")
+    # The tracker keys its event conditions use (a JSON list): state for a new key is rebuilt from the log.
+    trackers: Mapped[str] = mapped_column(Text, default="[]")
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # None while the segment is defined; set when its file was removed and its members let go.
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SegmentState(Base):
+    """One profile's state for the real-time segment engine: tracker states and current memberships."""
+
+    __tablename__ = "segment_states"
+
+    profile_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    # When (µs since the epoch) a window of this profile's runs out: the segment clock re-evaluates it then.
+    due_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+
+
+class SegmentMembership(Base):
+    """A stay in a segment: entered, and exited (None while still a member). History is kept."""
+
+    __tablename__ = "segment_memberships"
+    __table_args__ = (
+        Index("ix_segment_memberships_current", "segment", "profile_id", unique=True,
+              sqlite_where=text("exited_at IS NULL"), postgresql_where=text("exited_at IS NULL")),
+        Index("ix_segment_memberships_profile", "profile_id"),
+        {"sqlite_autoincrement": True},
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(SequenceId, primary_key=True, autoincrement=True)
+    segment: Mapped[str] = mapped_column(String(200))
+    profile_id: Mapped[str] = mapped_column(String(32))
+    entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    exited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -18,25 +18,29 @@ __all__ = ["InProcessStream"]
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.2
+FAST_POLL_SECONDS = 0.005
 PARTITION = 0
 
 
 class InProcessStream(EventStream):
     name = "inprocess"
+    _moved = False
 
     def run(self, consumers: ConsumerRegistry, stop: threading.Event) -> None:
         self.log.keep_recent = True  # consumers here read what this process appends from memory
-        backoff = POLL_SECONDS
+        pause = FAST_POLL_SECONDS
         while not stop.is_set():
             try:
                 busy = self.deliver_once(consumers)
-                backoff = POLL_SECONDS
+                # While events flow, look again soon (another process's appends wake nobody here);
+                # once idle, back off to POLL_SECONDS.
+                pause = FAST_POLL_SECONDS if busy or self._moved else min(pause * 2, POLL_SECONDS)
             except DBAPIError:
-                log.warning("database unavailable; retrying in %.1fs", backoff, exc_info=True)
+                pause = min(max(pause, POLL_SECONDS) * 2, 5.0)
+                log.warning("database unavailable; retrying in %.1fs", pause, exc_info=True)
                 busy = False
-                backoff = min(backoff * 2, 5.0)
             if not busy:
-                self._wake.wait(backoff)
+                self._wake.wait(pause)
                 self._wake.clear()
 
     def deliver_once(self, consumers: ConsumerRegistry) -> bool:
@@ -47,9 +51,11 @@ class InProcessStream(EventStream):
         events = self.log.read(after_seq=min(done.values()), limit=self.batch_size)
         for consumer in consumers:
             deliver(self.database, consumer, PARTITION, events)
+        self._moved = bool(events)
         return len(events) == self.batch_size
 
     def drain(self, consumers: ConsumerRegistry) -> None:
-        """Deliver everything in the log now (for commands and tests that need a settled state)."""
-        while self.deliver_once(consumers):
+        """Deliver everything in the log now, including what consumers announce while it runs (for
+        commands and tests that need a settled state)."""
+        while self.deliver_once(consumers) or self._moved:
             pass

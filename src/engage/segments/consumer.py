@@ -1,0 +1,180 @@
+"""Keeping memberships current: the segments consumer (on events) and the segment clock (on time).
+
+`SegmentsConsumer` folds each batch of events into the touched profiles' states, re-evaluates the
+segments those events can change and records and announces every change. `SegmentClock` re-evaluates a
+profile at the moment one of its windows runs out (`segment_states.due_at`), so a user leaves "active in
+the last 30 days" on day 31 without any event. Both run in the stream's write transaction style: state,
+memberships, announcements (and, for the consumer, the stream offset) commit together.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
+
+from engage.events.log import MERGE_EVENT, LoggedEvent
+from engage.profiles.consent import consent_changes
+from engage.segments import store
+from engage.segments.engine import Change, ProfileFacts, ProfileState, SegmentEngine
+from engage.segments.trackers import micros
+from engage.store.database import Database
+
+__all__ = ["SegmentsConsumer", "SegmentClock"]
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class _Touched:
+    """One profile's part of a batch: its state and which segments to re-evaluate."""
+
+    state: ProfileState
+    segments: set[str] | None = field(default_factory=set)
+    """None: every segment (a new profile, or one another profile merged into)."""
+    cause: str = ""
+    changed: bool = False
+    """Whether the state changed (a tracker took an event, the user id became known)."""
+
+    def affect(self, names: set[str] | None) -> None:
+        if self.segments is None:
+            return
+        if names is None:
+            self.segments = None
+        else:
+            self.segments |= names
+
+
+def _apply(
+    connection: Connection,
+    engine: SegmentEngine,
+    touched: dict[str, _Touched],
+    now: datetime,
+    gone: dict[str, ProfileState] | None = None,
+) -> int:
+    """Evaluate, record and announce; save states. Returns how many memberships changed."""
+    wanted = {pid for pid, t in touched.items() if t.segments is None or engine.needs_facts(t.segments)}
+    facts = store.load_facts(connection, wanted) if wanted else {}
+    announcements: list[store.Announcement] = []
+    saved: dict[str, tuple[ProfileState, int | None]] = {}
+    for profile_id, part in touched.items():
+        if not part.changed and part.segments == set():
+            continue  # e.g. an event no segment uses: nothing to evaluate, nothing to save
+        profile = facts.get(profile_id, ProfileFacts()) if profile_id in wanted else None
+        if part.segments is None or part.segments:
+            evaluated = engine.evaluate(profile_id, part.state, profile or ProfileFacts(), now, part.segments)
+            for change in evaluated:
+                announcements.append(store.Announcement(profile_id, part.state.user_id, change, part.cause))
+        saved[profile_id] = (part.state, engine.settle(part.state, profile, now))
+    for profile_id, state in (gone or {}).items():  # merged away: its memberships end with it
+        for name in sorted(state.members):
+            change = Change(name, False)
+            announcements.append(store.Announcement(profile_id, state.user_id, change, f"merge:{profile_id}"))
+    store.save_states(connection, saved)
+    store.record_changes(connection, announcements, now)
+    return len(announcements)
+
+
+class SegmentsConsumer:
+    name = "segments"
+
+    def __init__(self, engine: SegmentEngine, clock: Clock):
+        self.engine = engine
+        self.clock = clock
+
+    def handle(self, connection: Connection, events: Sequence[LoggedEvent]) -> None:
+        engine = self.engine
+        named = {event.profile_id for event in events}
+        merged_away = {e.properties["from_profile"] for e in events if e.type == "merge"}
+        moved = store.redirects(connection, named)
+        states = store.load_states(connection, named | merged_away | set(moved.values()))
+        touched: dict[str, _Touched] = {}
+        gone: dict[str, ProfileState] = {}
+
+        def part(profile_id: str) -> _Touched:
+            found = touched.get(profile_id)
+            if found is None:
+                state = states.get(profile_id)
+                found = touched[profile_id] = _Touched(
+                    state or ProfileState(), set() if state else None, changed=state is None
+                )
+            return found
+
+        for event in events:
+            if event.type == "merge" and event.event == MERGE_EVENT:
+                source, target = event.properties["from_profile"], event.properties["into_profile"]
+                moved[source] = target
+                into = part(target)
+                into.affect(None)
+                into.cause = event.message_id
+                into.changed = True
+                old = touched.pop(source, None)
+                merged = old.state if old is not None else states.get(source)
+                if merged is not None:
+                    engine.merge(into.state, merged)
+                    gone[source] = merged
+                continue
+            profile_id = moved.get(event.profile_id, event.profile_id)
+            current = part(profile_id)
+            current.cause = event.message_id
+            if event.user_id and event.user_id != current.state.user_id:
+                current.state.user_id = event.user_id
+                current.changed = True
+            if engine.observe(current.state, event.event, event.timestamp, event.seq, event.properties):
+                current.changed = True
+            current.affect(engine.affected_by_event(event.event))
+            changed_traits = [*event.traits, *(event.context.get("traits") or {})]
+            if changed_traits:
+                current.affect(engine.affected_by_traits(changed_traits))
+            for consent in consent_changes(event):
+                current.affect(engine.affected_by_consent(consent.channel))
+        if gone:
+            store.delete_states(connection, gone.keys() - touched.keys())
+        _apply(connection, engine, touched, self.clock(), gone)
+
+
+class SegmentClock:
+    """Re-evaluates profiles whose windows run out, at that moment. `tick()` does what is due now; `run()`
+    sleeps until the next due time (or `poll` seconds, to notice new ones) and ticks."""
+
+    def __init__(self, database: Database, engine: SegmentEngine, clock: Clock, batch_size: int = 500):
+        self.database = database
+        self.engine = engine
+        self.clock = clock
+        self.batch_size = batch_size
+
+    def tick(self) -> int:
+        """Re-evaluate every profile due by now; returns how many memberships changed."""
+        changed = 0
+        while True:
+            now = self.clock()
+            with self.database.write() as connection:
+                due = store.due_profiles(connection, micros(now), self.batch_size)
+                if not due:
+                    return changed
+                states = store.load_states(connection, due)
+                cause = f"clock:{micros(now)}"
+                touched = {pid: _Touched(state, None, cause) for pid, state in states.items()}
+                changed += _apply(connection, self.engine, touched, now)
+            if len(due) < self.batch_size:
+                return changed
+
+    def run(self, stop: threading.Event, poll: float = 1.0) -> None:
+        while not stop.is_set():
+            try:
+                self.tick()
+                with self.database.read() as connection:
+                    due = store.next_due(connection)
+            except DBAPIError:
+                log.warning("segment clock: database unavailable; retrying", exc_info=True)
+                due = None
+            wait = poll
+            if due is not None:
+                wait = min(poll, max(0.0, (due - micros(self.clock())) / 1e6))
+            stop.wait(wait)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 
 import orjson
@@ -13,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from engage.cli._context import load_workspace
-from engage.cli._options import WorkspaceOption
+from engage.cli._options import ExportFormat, WorkspaceOption
 from engage.errors import EngageError
 from engage.events.export import export_events
 from engage.events.log import EventLog, LoggedEvent
@@ -21,11 +20,6 @@ from engage.store import Database
 
 events_app = typer.Typer(help="The event log.", no_args_is_help=True)
 _CHANNEL_COLOURS = {"web": "cyan", "email": "magenta", "sms": "green", "chat": "yellow", "system": "blue"}
-
-
-class ExportFormat(StrEnum):
-    parquet = "parquet"
-    csv = "csv"
 
 
 def _line(event: LoggedEvent) -> str:

@@ -18,7 +18,7 @@ from engage.errors import EngageError
 
 __all__ = ["app", "main"]
 
-COMMAND_MODULES = ["check", "init", "db", "serve", "worker", "run", "events", "profiles", "demo"]
+COMMAND_MODULES = ["check", "init", "db", "serve", "worker", "run", "events", "profiles", "segments", "demo"]
 
 app = typer.Typer(
     name="engage",

@@ -24,6 +24,7 @@ __all__ = [
     "load_segments",
     "read_manual",
     "check_segment_set",
+    "check_manual_lists",
     "check_segment_file",
     "check_segment_files",
 ]
@@ -46,7 +47,7 @@ def load_segments(root: Path) -> dict[str, Segment]:
         if doc is not None:
             one = parse_segment(doc)
             parsed.append(one)
-            problems += one.problems + _check_manual(root, one)
+            problems += one.problems + check_manual_lists(root, one)
     problems += check_segment_set(parsed, [path.stem for path in paths])
     if problems:
         raise ConfigError(problems)
@@ -86,6 +87,17 @@ def check_segment_set(parsed: Sequence[ParsedSegment], names: Collection[str]) -
     return problems
 
 
+def check_manual_lists(root: Path, parsed: ParsedSegment) -> list[Problem]:
+    """Problems of the `manual` CSVs one segment file names: missing, unreadable or malformed."""
+    problems: list[Problem] = []
+    for file, path in parsed.manual:
+        if not (root / file).is_file():
+            problems.append(parsed.doc.problem(path, f"file '{file}' not found in the workspace"))
+        else:
+            problems += _read_csv(root, file)[1]
+    return problems
+
+
 # ------------------------------------------------------------------------------------------ engage check
 
 
@@ -94,7 +106,7 @@ def check_segment_file(doc: YamlFile, ctx: CheckContext) -> list[Problem]:
     """One segment file; kept in `ctx.shared` for `check_segment_files`."""
     parsed = parse_segment(doc)
     ctx.shared.setdefault(_PARSED, []).append(parsed)
-    return parsed.problems + _check_manual(ctx.root, parsed)
+    return parsed.problems + check_manual_lists(ctx.root, parsed)
 
 
 def check_segment_files(ctx: CheckContext) -> list[Problem]:
@@ -108,16 +120,6 @@ def check_segment_files(ctx: CheckContext) -> list[Problem]:
 
 def _segment_files(root: Path) -> list[Path]:
     return sorted(path for path in (root / SEGMENTS_DIR).glob("*.yml") if path.is_file())
-
-
-def _check_manual(root: Path, parsed: ParsedSegment) -> list[Problem]:
-    problems: list[Problem] = []
-    for file, path in parsed.manual:
-        if not (root / file).is_file():
-            problems.append(parsed.doc.problem(path, f"file '{file}' not found in the workspace"))
-        else:
-            problems += _read_csv(root, file)[1]
-    return problems
 
 
 def _read_csv(root: Path, file: str) -> tuple[frozenset[str] | None, list[Problem]]:

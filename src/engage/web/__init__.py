@@ -1,4 +1,4 @@
-"""The HTTP side of engage: the ingestion API, profiles and health (the dashboard comes later)."""
+"""The HTTP side of engage: the ingestion API, profiles, segments and health (the dashboard comes later)."""
 
 from engage.web.app import create_app
 

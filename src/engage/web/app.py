@@ -1,4 +1,4 @@
-"""The HTTP API: Segment-compatible ingestion, profiles and health.
+"""The HTTP API: Segment-compatible ingestion, profiles, segments (`engage.web.segments`) and health.
 
 Handlers parse input, call the engine and format the result; nothing else happens here.
 """
@@ -22,6 +22,7 @@ from engage.events.ingest import IngestResult, PayloadTooLarge
 from engage.events.schema import InvalidEvent
 from engage.profiles import profile_view
 from engage.web.auth import WriteKeys
+from engage.web.segments import segments_router
 
 __all__ = ["create_app"]
 
@@ -141,6 +142,8 @@ def create_app(engage: Engage) -> FastAPI:
         if view is None:
             return _error(404, f"no profile for {identifier!r}")
         return _json(view)
+
+    app.include_router(segments_router(engage, write_keys))
 
     @app.get("/healthz")
     async def healthz() -> Response:

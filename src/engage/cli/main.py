@@ -34,6 +34,23 @@ for _name in COMMAND_MODULES:
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Click's usage errors: recent Typer releases raise them from their own copy of click."""
+    import click
+
+    found: list[type[Exception]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:
+        found.append(ClickException)
+    return tuple(found)
+
+
+_USAGE_ERRORS = _usage_errors()
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         # Without standalone mode click returns a command's `typer.Exit(code)` instead of raising it.
@@ -47,12 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         _err.print("aborted")
         return 1
-    except Exception as exc:  # click's own usage errors carry their exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
+    except _USAGE_ERRORS as exc:  # a mistyped command or option: click's message and exit code
+        exc.show()
+        return exc.exit_code
+    except Exception:
         traceback.print_exc()
         return 2
     return code if isinstance(code, int) else 0

@@ -51,9 +51,18 @@ def demo(
         people.add_row(f"consent: {label}", f"{count:,}")
     console.print(people)
 
+    segments = Table(title="segments (members now, kept current as events arrive)", title_justify="left")
+    segments.add_column("segment")
+    segments.add_column("members", justify="right")
+    for name, size in report.segments.items():
+        segments.add_row(name, f"{size:,}")
+    console.print(segments)
+
     top = ", ".join(f"{name} {count:,}" for name, count in report.events_by_name.most_common(6) if name)
     console.print(f"events by name: {top}")
-    console.print(f"workspace: {directory}  (try: engage profiles show {report.example_user} -w {directory})")
+    console.print(f"workspace: {directory}")
+    console.print(f"  try: engage profiles show {report.example_user} -w {directory}")
+    console.print(f"       engage segments show recent_purchasers -w {directory}")
 
 
 def register(app: typer.Typer) -> None:

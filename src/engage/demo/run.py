@@ -1,8 +1,11 @@
-"""`engage demo` at this stage of the project: a simulated storefront through ingestion and profiles.
+"""`engage demo` at this stage of the project: a simulated storefront through ingestion, profiles and
+segments.
 
 What it shows: Segment calls over HTTP with a write key, duplicates (client retries) stored once, bad
 events rejected by field while the rest of their batch is kept, anonymous browsing carried into the
-account at signup, consent per channel, and the worker bringing profiles up to date.
+account at signup, consent per channel, the worker bringing profiles up to date, and the shipped
+segments' members kept current as the traffic arrives. The simulated days end today, so windows such as
+"purchased in the last 30 days" have members.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import func, select
 
-from engage.bootstrap import bootstrap
+from engage.bootstrap import Engage, bootstrap
 from engage.demo.server import LocalServer
 from engage.demo.shoppers import simulate
 from engage.errors import WorkspaceError
 from engage.events.consumers import offset_of
+from engage.segments.queries import segment_sizes
 from engage.store import Database
 from engage.store.models import Consent, EventRecord, Identity, Profile, ProfileMerge
 from engage.workspace import Workspace, init_workspace
@@ -52,6 +56,8 @@ class DemoReport:
     merges: int = 0
     consent: dict[str, int] = field(default_factory=dict)
     example_user: str | None = None
+    segments: dict[str, int] = field(default_factory=dict)
+    """Current members of each segment, by name."""
 
 
 def prepare_workspace(directory: Path) -> Workspace:
@@ -87,7 +93,8 @@ def run_demo(directory: Path, *, users: int, days: int, seed: int, console: Cons
     workspace = prepare_workspace(directory)
     engage = bootstrap(workspace)
     rng = random.Random(seed + 1)
-    start = datetime(2026, 1, 1, tzinfo=UTC) - timedelta(days=days)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=days)
     calls = list(simulate(users, days, seed, start))
     write_key = workspace.endpoints.ingest.write_keys[0]
     report = DemoReport()
@@ -113,14 +120,21 @@ def run_demo(directory: Path, *, users: int, days: int, seed: int, console: Cons
                         if len(report.rejection_examples) < 3 and example not in report.rejection_examples:
                             report.rejection_examples.append(example)
                 progress.advance(task, len(batch))
-            task = progress.add_task("profiles catching up", total=None)
-            last = engage.log.last_seq()
-            while offset_of(engage.database, "profiles") < last:
-                time.sleep(0.05)
+            progress.add_task("profiles and segments catching up", total=None)
+            _wait_for_consumers(engage)
     report.seconds = time.perf_counter() - began
     _summarise(engage.database, report)
+    with engage.database.read() as connection:
+        sizes = segment_sizes(connection)
+    report.segments = {name: sizes.get(name, 0) for name in engage.segments.engine.segments}
     engage.close()
     return report
+
+
+def _wait_for_consumers(engage: Engage) -> None:
+    """Until every consumer has handled the whole log, including what the segments consumer announces."""
+    while any(offset_of(engage.database, name) < engage.log.last_seq() for name in engage.consumers.names()):
+        time.sleep(0.05)
 
 
 def _summarise(database: Database, report: DemoReport) -> None:

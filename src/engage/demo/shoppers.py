@@ -80,19 +80,20 @@ def simulate(users: int, days: int, seed: int, start: datetime) -> Iterator[dict
 def _journey(rng: random.Random, shopper: Shopper, start: datetime, days: int) -> Iterator[dict[str, Any]]:
     when = start + timedelta(minutes=rng.randrange(days * 24 * 60))
     anon = {"anonymousId": shopper.anonymous_id}
+    cart: list[dict[str, Any]] = []
     for _ in range(rng.randint(3, 12)):
         when += timedelta(seconds=rng.randint(10, 300))
         product = _product(rng, shopper)
         yield _call(rng, "track", when, event="ProductViewed", properties=product, **anon)
         if rng.random() < 0.08:
-            yield _call(
-                rng, "track", when, event="ProductAdded", properties={**product, "quantity": 1}, **anon
-            )
+            cart.append({**product, "quantity": 1})
+            yield _call(rng, "track", when, event="ProductAdded", properties=cart[-1], **anon)
     if not shopper.signs_up:
         return
     when += timedelta(minutes=rng.randint(1, 20))
     ids = {"userId": shopper.user_id, **anon}
     traits = {
+        "createdAt": when.isoformat(),
         "email": f"{shopper.user_id}@shop.example.com",
         "firstName": rng.choice(FIRST_NAMES),
         "timezone": rng.choice(TIMEZONES),
@@ -105,6 +106,7 @@ def _journey(rng: random.Random, shopper: Shopper, start: datetime, days: int) -
         context["consent"] = {"categoryPreferences": {"sms": True}, "source": "web:signup-form"}
     yield _call(rng, "identify", when, traits=traits, context=context, **ids)
     yield _call(rng, "track", when, event="UserSignedUp", properties={"signup_source": "web"}, **ids)
+    yield from _checkout(rng, shopper, when, cart)
     if shopper.second_device:
         when += timedelta(days=rng.randint(1, 5))
         # Browses anonymously on a second device, then signs in: the two profiles become one.
@@ -117,3 +119,28 @@ def _journey(rng: random.Random, shopper: Shopper, start: datetime, days: int) -
     if shopper.unsubscribes:
         when += timedelta(days=rng.randint(1, 10))
         yield _call(rng, "track", when, event="Unsubscribed", channel="email", userId=shopper.user_id)
+
+
+def _checkout(
+    rng: random.Random, shopper: Shopper, when: datetime, cart: list[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """About half of the carts reach checkout and most of those are paid; some buyers come back for
+    bigger orders, so value segments have members."""
+    ids = {"userId": shopper.user_id}
+    while cart and rng.random() < 0.5:
+        when += timedelta(minutes=rng.randint(2, 30))
+        revenue = round(sum(item["price"] * item["quantity"] for item in cart), 2)
+        products = [item["product_id"] for item in cart]
+        yield _call(rng, "track", when, event="CheckoutStarted", properties={"products": products}, **ids)
+        if rng.random() < 0.2:
+            return  # abandoned at checkout
+        order = {
+            "order_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "revenue": revenue,
+            "products": products,
+        }
+        yield _call(rng, "track", when, event="OrderCompleted", properties=order, **ids)
+        when += timedelta(days=rng.randint(1, 4))
+        cart = [{**_product(rng, shopper), "quantity": rng.randint(1, 4)} for _ in range(rng.randint(1, 4))]
+        for item in cart:
+            yield _call(rng, "track", when, event="ProductAdded", properties=item, **ids)

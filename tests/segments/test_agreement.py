@@ -163,8 +163,8 @@ def real_time(segments: list[Segment], history: dict[str, Any]) -> dict[str, set
     for arrival in history["events"]:
         profile_id, name, now = arrival["profile_id"], arrival["event"], arrival["arrived"]
         state = states[profile_id]
-        engine.observe(state, name, arrival["timestamp"], arrival["seq"], arrival["properties"])
-        engine.evaluate(profile_id, state, facts[profile_id], now, engine.affected_by_event(name))
+        took = engine.observe(state, name, arrival["timestamp"], arrival["seq"], arrival["properties"])
+        engine.evaluate(profile_id, state, facts[profile_id], now, engine.affected_by_trackers(took))
         engine.settle(state, facts[profile_id], now)
     members: dict[str, set[str]] = {segment.name: set() for segment in segments}
     for profile_id, state in states.items():

@@ -268,3 +268,33 @@ def test_new_edited_and_removed_definitions_are_backfilled(open_engage: Open, cl
     assert ("SegmentExited", "buyers", "u1", "backfill") in announced(engage)
     engage = open_engage({"spenders": spenders.replace("300", "250")})
     assert engage.segments.sync() == []  # nothing changed since
+
+
+def test_a_new_segment_picks_up_history_then_counts_on_in_real_time(open_engage: Open, clock: Clock) -> None:
+    engage = open_engage({"buyers": "condition: {performed: OrderCompleted}\n"})
+    send(
+        engage,
+        track("u1", "ProductViewed", ago(clock, days=1), category="books"),
+        track("u1", "ProductViewed", ago(clock, days=40), category="books"),  # outside the window
+        track("u1", "ProductViewed", ago(clock, hours=1), category="toys"),
+        track("u2", "ProductViewed", ago(clock, hours=2), category="books"),
+        track("u2", "ProductViewed", ago(clock, hours=1), category="books"),
+    )
+    bookworms = "condition: {performed: ProductViewed, where: {category: books}, within: 30d, at_least: 2}\n"
+    engage = open_engage({"buyers": "condition: {performed: OrderCompleted}\n", "bookworms": bookworms})
+    assert members(engage, "bookworms") == {"u2"}
+    send(engage, track("u1", "ProductViewed", ago(clock, minutes=1), category="toys"))
+    assert members(engage, "bookworms") == {"u2"}
+    send(engage, track("u1", "ProductViewed", ago(clock, minutes=1), category="books"))
+    assert members(engage, "bookworms") == {"u1", "u2"}  # the rebuilt count went on from one
+
+
+def test_a_profile_is_evaluated_on_its_first_event_even_one_no_segment_counts(
+    open_engage: Open, clock: Clock
+) -> None:
+    engage = open_engage({"never_bought": "condition: {not_performed: OrderCompleted}\n"})
+    send(engage, track("u1", "CartViewed", ago(clock, minutes=1)))
+    assert members(engage, "never_bought") == {"u1"}
+    send(engage, track("u1", "CartViewed", ago(clock, seconds=30)))  # known now: nothing to redo
+    send(engage, track("u1", "OrderCompleted", ago(clock, seconds=10)))
+    assert members(engage, "never_bought") == set()

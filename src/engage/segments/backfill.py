@@ -16,9 +16,11 @@ exactly where the consumer stands (per partition) and the consumer carries on fr
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import orjson
 import pandas as pd
@@ -28,6 +30,7 @@ from engage.events.stream.base import partition_of
 from engage.segments import batch, store
 from engage.segments.definition import Segment
 from engage.segments.engine import Change, ProfileState, SegmentEngine
+from engage.segments.trackers import Tracker, from_micros, micros
 from engage.store.codec import any_of, json_value, list_param, time_param, time_value
 from engage.store.database import Database
 from engage.store.upsert import upsert
@@ -35,6 +38,7 @@ from engage.store.upsert import upsert
 __all__ = ["Applied", "fingerprint", "sync_definitions"]
 
 _PAGE = 50_000
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ def sync_definitions(
             _refresh_descriptions(connection, engine)
             return []
         known = {key for name, (_, keys) in applied.items() if name in engine.segments for key in keys}
-        states = _rebuild_trackers(connection, engine, set(engine.trackers) - known, offsets, partitions)
+        new_trackers = set(engine.trackers) - known
+        states = _rebuild_trackers(connection, engine, new_trackers, offsets, partitions, now)
         report = _backfill(connection, engine, changed, retired, states, offsets, partitions, now)
         _record_definitions(connection, engine, prints, retired, now)
     return report
@@ -130,35 +135,76 @@ def _handled(
 
 
 def _rebuild_trackers(
-    connection: Connection, engine: SegmentEngine, keys: set[str], offsets: list[int], partitions: int
+    connection: Connection,
+    engine: SegmentEngine,
+    keys: set[str],
+    offsets: list[int],
+    partitions: int,
+    now: datetime,
 ) -> dict[str, ProfileState]:
-    """Every stored state, with the trackers keyed in `keys` rebuilt from the events the consumer has
-    handled. Empty when there is nothing to rebuild: states are then loaded only where members change."""
+    """The states of the profiles whose trackers keyed in `keys` hold something, rebuilt from the events
+    the consumer has handled. Empty when there is nothing to rebuild."""
     if not keys:
         return {}
-    sqlite = connection.dialect.name == "sqlite"
-    states = {
-        profile_id: ProfileState.loads(state)
-        for profile_id, state in connection.execute(text("SELECT profile_id, state FROM segment_states"))
-    }
+    rebuilt: dict[str, ProfileState] = {}  # just the rebuilt trackers, merged into the stored states below
+    by_event: dict[str, list[Tracker]] = {}
+    for key in keys:
+        by_event.setdefault(engine.trackers[key].event, []).append(engine.trackers[key])
+    for event, trackers in sorted(by_event.items()):
+        for seq, profile_id, timestamp, properties in _events_for(connection, event, trackers, offsets, now):
+            if _handled([profile_id], [seq], offsets, partitions)[0]:
+                state = rebuilt.setdefault(profile_id, ProfileState())
+                engine.observe(state, event, timestamp, seq, properties, only=keys)
+    states = _states_holding(connection, keys)  # stale values of these trackers (a segment back again)
+    states.update(store.load_states(connection, rebuilt.keys() - states.keys()))
     for state in states.values():
         for key in keys:
             state.trackers.pop(key, None)
-    names = sorted({engine.trackers[key].event for key in keys})
+    for profile_id, found in rebuilt.items():
+        states.setdefault(profile_id, ProfileState()).trackers.update(found.trackers)
+    return states
+
+
+def _events_for(
+    connection: Connection, event: str, trackers: list[Tracker], offsets: list[int], now: datetime
+) -> Iterator[tuple[int, str, datetime, dict[str, Any]]]:
+    """(seq, profile, time, properties) of the handled `event`s that can still count for `trackers`, in
+    order: when every tracker has a window, older events are left in the database, and so are events
+    without the text property value every tracker requires."""
+    sqlite = connection.dialect.name == "sqlite"
     properties = "properties" if sqlite else "properties::text"
+    conditions = ["seq > :after", "seq <= :until", "event = :event"]
+    params: dict[str, Any] = {"after": 0, "until": max(offsets), "event": event, "limit": _PAGE}
+    spans = [getattr(tracker, "span", None) for tracker in trackers]
+    if all(span is not None for span in spans):
+        conditions.append("timestamp > :cutoff")
+        params["cutoff"] = time_param(from_micros(micros(now) - max(spans)), sqlite)  # type: ignore[type-var]
+    routes = {tracker.route for tracker in trackers}
+    if None not in routes and len({prop for prop, _ in routes}) == 1:  # type: ignore[misc]
+        prop = next(iter(routes))[0]  # type: ignore[index]
+        if _PLAIN_KEY.fullmatch(prop):
+            value = f"json_extract(properties, '$.{prop}')" if sqlite else f"properties->>'{prop}'"
+            conditions.append(any_of(value, "values", sqlite))
+            params["values"] = list_param(sorted(v for _, v in routes), sqlite)  # type: ignore[misc]
     query = text(
-        f"SELECT seq, profile_id, event, timestamp, {properties} FROM event_log "
-        f"WHERE seq > :after AND seq <= :until AND {any_of('event', 'names', sqlite)} "
+        f"SELECT seq, profile_id, timestamp, {properties} FROM event_log WHERE {' AND '.join(conditions)} "
         "ORDER BY seq LIMIT :limit"
     )
-    params = {"after": 0, "until": max(offsets), "names": list_param(names, sqlite), "limit": _PAGE}
-    while rows := connection.execute(query, params).all():
+    while rows := connection.execute(query, params).fetchall():
         params["after"] = rows[-1][0]
-        handled = _handled((row[1] for row in rows), (row[0] for row in rows), offsets, partitions)
-        for (seq, profile_id, event, timestamp, found), done in zip(rows, handled, strict=True):
-            if done:
-                state = states.setdefault(profile_id, ProfileState())
-                engine.observe(state, event, time_value(timestamp), seq, json_value(found), only=keys)
+        for seq, profile_id, timestamp, found in rows:
+            yield seq, profile_id, time_value(timestamp), json_value(found)
+
+
+def _states_holding(connection: Connection, keys: set[str]) -> dict[str, ProfileState]:
+    """Stored states that mention any of these tracker keys (12 hex digits: a text search is exact)."""
+    states: dict[str, ProfileState] = {}
+    for key in sorted(keys):
+        rows = connection.execute(
+            text("SELECT profile_id, state FROM segment_states WHERE state LIKE :pattern"),
+            {"pattern": f'%"{key}"%'},
+        ).fetchall()
+        states.update({profile_id: ProfileState.loads(state) for profile_id, state in rows})
     return states
 
 
@@ -228,16 +274,15 @@ def _update_states(
     """Write the new memberships into the profiles' states, and save every state touched, with its due
     time: rebuilt trackers and new members may both bring windows."""
     touched = {a.profile_id for a in announcements}
-    missing = touched - states.keys()
-    if missing:
-        states.update(store.load_states(connection, missing))
+    states.update(store.load_states(connection, touched - states.keys()))
+    first_seen = touched - states.keys()  # members with no state yet: their time traits are read
     for announcement in announcements:
         state = states.setdefault(announcement.profile_id, ProfileState())
         if announcement.change.entered:
             state.members.add(announcement.change.segment)
         else:
             state.members.discard(announcement.change.segment)
-    facts = store.load_facts(connection, states.keys())
+    facts = store.load_facts(connection, first_seen)
     store.save_states(
         connection,
         {pid: (state, engine.settle(state, facts.get(pid), now)) for pid, state in states.items()},

@@ -20,13 +20,15 @@ implements the same rules on whole columns. The rules, so both can keep them:
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
-from engage.segments.definition import Comparison, Op, Scalar
+from engage.segments.definition import Comparison, Op, PropertyFilter, Scalar
 
-__all__ = ["matches", "as_timestamp", "as_number", "lookup", "in_window"]
+__all__ = ["matches", "compile_test", "compile_filter", "as_timestamp", "as_number", "lookup", "in_window"]
 
 
 def lookup(values: dict[str, Any], name: str) -> Any:
@@ -49,7 +51,7 @@ def as_number(value: Any) -> float | int | None:
     return value
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1 << 16)  # trait timestamps of many profiles are tested again and again
 def _parse_timestamp(text: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text)
@@ -140,3 +142,40 @@ def matches(value: Any, comparison: Comparison, now: datetime) -> bool:
     if op is Op.LT:
         return left < right
     return left <= right  # Op.LTE
+
+
+Test = Callable[[Any, datetime], bool]
+_ORDER = {Op.GT: operator.gt, Op.GTE: operator.ge, Op.LT: operator.lt, Op.LTE: operator.le}
+_NUMBERS = (int, float)
+
+
+def compile_test(comparison: Comparison) -> Test:
+    """`matches` for one comparison, as a function of (value, now): the common cases (a string or a
+    number compared, `in` a list of strings, `exists`) skip the general rules; their result is the same."""
+    op, expected = comparison.op, comparison.value
+    if op is Op.EXISTS:
+        wanted = bool(expected)
+        return lambda value, _now: (value is not None) == wanted
+    if op is Op.EQ and type(expected) is str:
+        return lambda value, _now: type(value) is str and value == expected
+    if op is Op.IN and isinstance(expected, tuple) and all(type(item) is str for item in expected):
+        choices = frozenset(expected)
+        return lambda value, _now: type(value) is str and value in choices
+    if op is Op.CONTAINS and type(expected) is str:
+        return lambda value, now: expected in value if type(value) is str else matches(value, comparison, now)
+    if type(expected) in _NUMBERS and (op is Op.EQ or op is Op.NE or op in _ORDER):
+        if op is Op.EQ:
+            return lambda value, _now: type(value) in _NUMBERS and value == expected
+        if op is Op.NE:
+            return lambda value, _now: not (type(value) in _NUMBERS and value == expected)
+        compare = _ORDER[op]
+        return lambda value, _now: type(value) in _NUMBERS and compare(value, expected)
+    return lambda value, now: matches(value, comparison, now)
+
+
+def compile_filter(where: PropertyFilter) -> Callable[[dict[str, Any], datetime], bool]:
+    """A property filter as a function of (properties, event time)."""
+    test, name = compile_test(where.test), where.property
+    if "." in name:
+        return lambda properties, at: test(lookup(properties, name), at)
+    return lambda properties, at: test(properties.get(name), at)

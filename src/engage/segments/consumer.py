@@ -41,6 +41,10 @@ class _Touched:
     cause: str = ""
     changed: bool = False
     """Whether the state changed (a tracker took an event, the user id became known)."""
+    facts_changed: bool = False
+    """Whether traits or consent may have changed: the facts kept in the state are read again."""
+    took: set[str] = field(default_factory=set)
+    """The trackers that took an event of this batch."""
 
     def affect(self, names: set[str] | None) -> None:
         if self.segments is None:
@@ -51,6 +55,16 @@ class _Touched:
             self.segments |= names
 
 
+def _needs_reading(engine: SegmentEngine, part: _Touched) -> bool:
+    """Whether this profile's traits and consents must be read before evaluating: it is new or merged,
+    they may have changed, or segments to evaluate test them and the state keeps none yet."""
+    if part.segments is None:
+        return True
+    if not part.segments or not engine.needs_facts(part.segments):
+        return False
+    return part.facts_changed or part.state.facts is None
+
+
 def _apply(
     connection: Connection,
     engine: SegmentEngine,
@@ -59,19 +73,23 @@ def _apply(
     gone: dict[str, ProfileState] | None = None,
 ) -> int:
     """Evaluate, record and announce; save states. Returns how many memberships changed."""
-    wanted = {pid for pid, t in touched.items() if t.segments is None or engine.needs_facts(t.segments)}
-    facts = store.load_facts(connection, wanted) if wanted else {}
+    stale = {pid for pid, part in touched.items() if _needs_reading(engine, part)}
+    read = store.load_facts(connection, stale) if stale else {}
     announcements: list[store.Announcement] = []
     saved: dict[str, tuple[ProfileState, int | None]] = {}
     for profile_id, part in touched.items():
         if not part.changed and part.segments == set():
             continue  # e.g. an event no segment uses: nothing to evaluate, nothing to save
-        profile = facts.get(profile_id, ProfileFacts()) if profile_id in wanted else None
+        fresh = None
+        if profile_id in stale:
+            fresh = part.state.facts = engine.kept_facts(read.get(profile_id) or ProfileFacts())
         if part.segments is None or part.segments:
-            evaluated = engine.evaluate(profile_id, part.state, profile or ProfileFacts(), now, part.segments)
-            for change in evaluated:
+            profile = part.state.facts or ProfileFacts()
+            for change in engine.evaluate(profile_id, part.state, profile, now, part.segments):
                 announcements.append(store.Announcement(profile_id, part.state.user_id, change, part.cause))
-        saved[profile_id] = (part.state, engine.settle(part.state, profile, now))
+        # Time-dependent traits are looked at again only when they were read again.
+        changed = part.took if part.segments is not None else None
+        saved[profile_id] = (part.state, engine.settle(part.state, fresh, now, changed))
     for profile_id, state in (gone or {}).items():  # merged away: its memberships end with it
         for name in sorted(state.members):
             change = Change(name, False)
@@ -93,20 +111,27 @@ class SegmentsConsumer:
         named = {event.profile_id for event in events}
         merged_away = {e.properties["from_profile"] for e in events if e.type == "merge"}
         moved = store.redirects(connection, named)
-        states = store.load_states(connection, named | merged_away | set(moved.values()))
+        # Decoded only for profiles an event can change: most events of a batch touch no segment.
+        stored = store.load_state_texts(connection, named | merged_away | set(moved.values()))
         touched: dict[str, _Touched] = {}
         gone: dict[str, ProfileState] = {}
 
         def part(profile_id: str) -> _Touched:
             found = touched.get(profile_id)
             if found is None:
-                state = states.get(profile_id)
+                text = stored.get(profile_id)
+                state = ProfileState.loads(text) if text is not None else None
                 found = touched[profile_id] = _Touched(
                     state or ProfileState(), set() if state else None, changed=state is None
                 )
             return found
 
         for event in events:
+            if not self._may_change(event):
+                profile_id = moved.get(event.profile_id, event.profile_id)
+                if profile_id not in stored and profile_id not in touched:
+                    part(profile_id)  # a profile's first event: every segment is evaluated for it
+                continue
             if event.type == "merge" and event.event == MERGE_EVENT:
                 source, target = event.properties["from_profile"], event.properties["into_profile"]
                 moved[source] = target
@@ -115,7 +140,8 @@ class SegmentsConsumer:
                 into.cause = event.message_id
                 into.changed = True
                 old = touched.pop(source, None)
-                merged = old.state if old is not None else states.get(source)
+                text = stored.get(source)
+                merged = old.state if old is not None else ProfileState.loads(text) if text else None
                 if merged is not None:
                     engine.merge(into.state, merged)
                     gone[source] = merged
@@ -125,18 +151,35 @@ class SegmentsConsumer:
             current.cause = event.message_id
             if event.user_id and event.user_id != current.state.user_id:
                 current.state.user_id = event.user_id
+                current.changed = current.facts_changed = True
+                current.affect(engine.affected_by_user_id())
+            took = engine.observe(current.state, event.event, event.timestamp, event.seq, event.properties)
+            if took:
                 current.changed = True
-            if engine.observe(current.state, event.event, event.timestamp, event.seq, event.properties):
-                current.changed = True
-            current.affect(engine.affected_by_event(event.event))
+                current.took.update(took)
+                current.affect(engine.affected_by_trackers(took))
             changed_traits = [*event.traits, *(event.context.get("traits") or {})]
             if changed_traits:
+                current.facts_changed = True
                 current.affect(engine.affected_by_traits(changed_traits))
             for consent in consent_changes(event):
+                current.facts_changed = True
                 current.affect(engine.affected_by_consent(consent.channel))
         if gone:
             store.delete_states(connection, gone.keys() - touched.keys())
         _apply(connection, engine, touched, self.clock(), gone)
+
+    def _may_change(self, event: LoggedEvent) -> bool:
+        """Whether the event can change a profile's state or facts: a name some segment counts, traits,
+        consent, a user id newly linked to the profile (only calls carrying both ids, or identify and
+        alias, can link one), a merge."""
+        return (
+            self.engine.watches(event.event)
+            or event.type in ("merge", "identify", "alias")
+            or bool(event.traits or event.context.get("traits"))
+            or bool(event.user_id and event.anonymous_id)
+            or bool(consent_changes(event))
+        )
 
 
 class SegmentClock:

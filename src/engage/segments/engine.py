@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from engage.segments.compare import as_timestamp, lookup, matches
+from engage.segments.compare import as_timestamp, compile_test, lookup
 from engage.segments.definition import (
     Aggregate,
     All,
@@ -67,15 +67,25 @@ class ProfileState:
     user_id: str | None = None
     trait_due: int | None = None
     """When a `within` trait test next changes by time alone (µs), as of the last time traits were read."""
+    facts: ProfileFacts | None = None
+    """The traits and consents segments test, as last read (kept so that most events need no read)."""
+    due: int | None = None
+    """When (µs) the profile is next re-evaluated by the clock, as `settle` last said."""
 
     def dumps(self) -> str:
-        data = {"t": self.trackers, "m": sorted(self.members), "u": self.user_id, "d": self.trait_due}
+        data: dict[str, Any] = {
+            "t": self.trackers, "m": sorted(self.members), "u": self.user_id, "d": self.trait_due,
+            "n": self.due,
+        }  # fmt: skip
+        if self.facts is not None:
+            data["f"] = [self.facts.user_id, self.facts.traits, self.facts.consents]
         return orjson.dumps(data).decode()
 
     @classmethod
     def loads(cls, text: str | bytes) -> ProfileState:
         data = orjson.loads(text)
-        return cls(data["t"], set(data["m"]), data.get("u"), data.get("d"))
+        facts = ProfileFacts(*data["f"]) if "f" in data else None
+        return cls(data["t"], set(data["m"]), data.get("u"), data.get("d"), facts, data.get("n"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +101,35 @@ class _Context:
     profile_id: str
     now: datetime
     now_us: int
-    members: dict[str, bool]
+    members: set[str]
+    """The profile's segments so far in this evaluation (segments come after those they refer to)."""
 
 
 Test = Callable[[_Context], bool]
+
+
+class _Routes:
+    """The trackers of one event name. Those requiring a text property to equal a value are found by
+    that value (the four category affinities of ProductViewed cost one lookup, not four tests)."""
+
+    def __init__(self) -> None:
+        self.unrouted: list[Tracker] = []
+        self.by_value: dict[str, dict[str, list[Tracker]]] = {}
+
+    def add(self, tracker: Tracker) -> None:
+        if tracker.route is None:
+            self.unrouted.append(tracker)
+        else:
+            prop, value = tracker.route
+            self.by_value.setdefault(prop, {}).setdefault(value, []).append(tracker)
+
+    def candidates(self, properties: dict[str, Any]) -> list[Tracker]:
+        found = self.unrouted
+        for prop, trackers in self.by_value.items():
+            value = properties.get(prop)
+            if type(value) is str and (routed := trackers.get(value)):
+                found = found + routed
+        return found
 
 
 class SegmentEngine:
@@ -112,10 +147,22 @@ class SegmentEngine:
         self.email_consent_default = email_consent_default
         self.trackers: dict[str, Tracker] = {}
         self._tests = {segment.name: self._compile(segment.condition) for segment in segments}
-        self.by_event: dict[str, list[Tracker]] = {}
+        self._windowed = {key for key, tracker in self.trackers.items() if getattr(tracker, "span", None)}
+        self._position = {name: index for index, name in enumerate(self.segments)}
+        self._routes: dict[str, _Routes] = {}
         for tracker in self.trackers.values():
-            self.by_event.setdefault(tracker.event, []).append(tracker)
-        self._by_event, self._by_trait, self._by_consent = self._index(segments)
+            self._routes.setdefault(tracker.event, _Routes()).add(tracker)
+        self._by_trait, self._by_consent = self._index(segments)
+        self._trait_roots = frozenset(self._by_trait)
+        self._by_user_id = self.dependents_of(
+            segment.name
+            for segment in segments
+            if any(isinstance(node, RandomBucket | Manual) for node in segment.walk())
+        )
+        self._by_tracker = {
+            key: self.dependents_of(name for name in self.segments if key in self.trackers_of(name))
+            for key in self.trackers
+        }
         self._needs_facts = {
             segment.name
             for segment in segments
@@ -130,21 +177,15 @@ class SegmentEngine:
 
     # -- the dependency index ------------------------------------------------------------------
 
-    def _index(
-        self, segments: Sequence[Segment]
-    ) -> tuple[dict[str, set[str]], dict[str, set[str]], dict[str, set[str]]]:
+    def _index(self, segments: Sequence[Segment]) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """Which segments each trait and consent channel can change (events go by tracker)."""
         self._dependents: dict[str, set[str]] = {segment.name: set() for segment in segments}
         for segment in segments:
             for used in segment.segments_used():
                 self._dependents[used].add(segment.name)
-        closure = self.dependents_of
-
-        by_event: dict[str, set[str]] = {}
         by_trait: dict[str, set[str]] = {}
         by_consent: dict[str, set[str]] = {}
         for segment in segments:
-            for event in segment.events_used():
-                by_event.setdefault(event, set()).add(segment.name)
             for trait in segment.traits_used():
                 by_trait.setdefault(trait.split(".")[0], set()).add(segment.name)
             for channel in segment.channels_used():
@@ -152,9 +193,8 @@ class SegmentEngine:
         # Email consent defaults to subscribed when the profile has an address.
         by_trait.setdefault("email", set()).update(by_consent.get("email", ()))
         return (
-            {key: closure(names) for key, names in by_event.items()},
-            {key: closure(names) for key, names in by_trait.items()},
-            {key: closure(names) for key, names in by_consent.items()},
+            {key: self.dependents_of(names) for key, names in by_trait.items()},
+            {key: self.dependents_of(names) for key, names in by_consent.items()},
         )
 
     def dependents_of(self, names: Iterable[str]) -> set[str]:
@@ -176,8 +216,12 @@ class SegmentEngine:
             if isinstance(node, Performed | NotPerformed | Aggregate | LastPerformed)
         }
 
-    def affected_by_event(self, name: str | None) -> set[str]:
-        return self._by_event.get(name or "", set())
+    def affected_by_trackers(self, keys: Iterable[str]) -> set[str]:
+        """The segments whose answer can change when these trackers' states do."""
+        found: set[str] = set()
+        for key in keys:
+            found |= self._by_tracker[key]
+        return found
 
     def affected_by_traits(self, traits: Iterable[str]) -> set[str]:
         found: set[str] = set()
@@ -185,8 +229,22 @@ class SegmentEngine:
             found |= self._by_trait.get(trait, set())
         return found
 
+    def watches(self, event: str | None) -> bool:
+        """Whether some tracker counts events of this name."""
+        return (event or "") in self._routes
+
+    def affected_by_user_id(self) -> set[str]:
+        """The segments that pick users by id (`random_bucket`, `manual`): a profile's id can change
+        when an anonymous visitor signs up."""
+        return self._by_user_id
+
     def affected_by_consent(self, channel: str) -> set[str]:
         return self._by_consent.get(channel, set())
+
+    def kept_facts(self, facts: ProfileFacts) -> ProfileFacts:
+        """The part of `facts` segments test (traits by their first name part), to keep in the state."""
+        traits = {name: value for name, value in facts.traits.items() if name in self._trait_roots}
+        return ProfileFacts(facts.user_id, traits, dict(facts.consents))
 
     def needs_facts(self, names: Iterable[str]) -> bool:
         """Whether evaluating these segments reads traits, consent or the user id."""
@@ -202,20 +260,21 @@ class SegmentEngine:
         seq: int,
         properties: dict[str, Any],
         only: Collection[str] | None = None,
-    ) -> bool:
+    ) -> list[str]:
         """Fold one event into the profile's tracker states (only the trackers keyed in `only`, if given);
-        True when a tracker took it."""
-        trackers = self.by_event.get(event or "")
-        if not trackers:
-            return False
-        at_us = micros(at)
-        took = False
-        for tracker in trackers:
+        returns the keys of the trackers that took it."""
+        routes = self._routes.get(event or "")
+        if routes is None:
+            return []
+        at_us = 0
+        took = []
+        for tracker in routes.candidates(properties):
             if (only is None or tracker.key in only) and tracker.accepts(at, properties):
+                at_us = at_us or micros(at)
                 state.trackers[tracker.key] = tracker.add(
                     state.trackers.get(tracker.key), at_us, seq, properties
                 )
-                took = True
+                took.append(tracker.key)
         return took
 
     def merge(self, into: ProfileState, other: ProfileState) -> None:
@@ -226,27 +285,46 @@ class SegmentEngine:
                 into.trackers[key] = tracker.merge(into.trackers.get(key), value)
         into.user_id = into.user_id or other.user_id
 
-    def settle(self, state: ProfileState, facts: ProfileFacts | None, now: datetime) -> int | None:
+    def settle(
+        self,
+        state: ProfileState,
+        facts: ProfileFacts | None,
+        now: datetime,
+        changed: Collection[str] | None = None,
+    ) -> int | None:
         """Drop tracker states no segment uses and what time has made irrelevant; return when (µs) the
-        profile must be re-evaluated even without an event, or None. Without `facts` (not read for
-        this batch), the time traits last gave is kept."""
+        profile must be re-evaluated even without an event, or None (also kept in `state.due`).
+
+        Without `facts` (not read for this batch), the time traits last gave is kept. With `changed`
+        (the trackers that took events since the last settle) and nothing due yet, only those are
+        looked at: the others' due times are unchanged, and an earlier wake-up than needed is harmless.
+        """
         now_us = micros(now)
         due: list[int] = []
-        for key in list(state.trackers):
+        if changed is not None and state.due is not None and state.due > now_us:
+            keys: Iterable[str] = [key for key in changed if key in self._windowed]
+            due.append(state.due)
+        else:
+            keys = list(state.trackers)
+        for key in keys:
             tracker = self.trackers.get(key)
-            kept = tracker.prune(state.trackers[key], now_us) if tracker is not None else None
-            if kept is None:
+            if tracker is None:  # no segment uses it any more
                 del state.trackers[key]
-                continue
-            state.trackers[key] = kept
-            if (when := tracker.due(kept, now_us)) is not None:  # type: ignore[union-attr]
-                due.append(when)
+            elif key in self._windowed and key in state.trackers:
+                kept = tracker.prune(state.trackers[key], now_us)
+                if kept is None:
+                    del state.trackers[key]
+                    continue
+                state.trackers[key] = kept
+                if (when := tracker.due(kept, now_us)) is not None:
+                    due.append(when)
         if facts is not None:
             trait_dues = [_trait_due(trait, facts, now_us) for trait in self._time_traits]
             state.trait_due = min((when for when in trait_dues if when is not None), default=None)
         if state.trait_due is not None and state.trait_due > now_us:
             due.append(state.trait_due)
-        return min(due) if due else None
+        state.due = min(due) if due else None
+        return state.due
 
     # -- evaluation ----------------------------------------------------------------------------
 
@@ -260,22 +338,12 @@ class SegmentEngine:
     ) -> list[Change]:
         """Re-evaluate `names` (every segment when None) for one profile at `now`; update
         `state.members` and return what changed, in dependency order."""
-        wanted = self.segments.keys() if names is None else set(names)
-        context = _Context(
-            state.trackers,
-            facts,
-            profile_id,
-            now,
-            micros(now),
-            {n: n in state.members for n in self.segments},
-        )
+        order = self._tests if names is None else sorted(names, key=self._position.__getitem__)
+        context = _Context(state.trackers, facts, profile_id, now, micros(now), state.members)
         changes = []
-        for name, test in self._tests.items():
-            if name not in wanted:
-                continue
-            member = test(context)
-            if member != context.members[name]:
-                context.members[name] = member
+        for name in order:
+            member = self._tests[name](context)
+            if member != (name in state.members):
                 changes.append(Change(name, member))
                 if member:
                     state.members.add(name)
@@ -285,22 +353,20 @@ class SegmentEngine:
 
     def _compile(self, node: Condition) -> Test:  # noqa: PLR0911 - one branch per kind of condition
         if isinstance(node, All):
-            parts = [self._compile(child) for child in node.conditions]
-            return lambda c: all(part(c) for part in parts)
+            return _every([self._compile(child) for child in node.conditions])
         if isinstance(node, AnyOf):
-            parts = [self._compile(child) for child in node.conditions]
-            return lambda c: any(part(c) for part in parts)
+            return _any([self._compile(child) for child in node.conditions])
         if isinstance(node, Not):
             inner = self._compile(node.condition)
             return lambda c: not inner(c)
         if isinstance(node, Performed | NotPerformed | Aggregate | LastPerformed):
             return self._compile_event(node)
         if isinstance(node, Trait):
-            name, test = node.name, node.test
-            return lambda c: matches(lookup(c.facts.traits, name), test, c.now)  # type: ignore[union-attr]
+            name, passes = node.name, compile_test(node.test)
+            return lambda c: passes(lookup(c.facts.traits, name), c.now)  # type: ignore[union-attr]
         if isinstance(node, InSegment):
             segment = node.segment
-            return lambda c: c.members[segment]
+            return lambda c: segment in c.members
         if isinstance(node, Consent):
             channel, subscribed = node.channel.value, node.subscribed
             return lambda c: self._subscribed(c.facts, channel) == subscribed  # type: ignore[arg-type]
@@ -327,8 +393,8 @@ class SegmentEngine:
             return lambda c: check(tracker.count(c.trackers.get(key), c.now_us))
         if isinstance(node, Aggregate):
             assert isinstance(tracker, AggregateTracker)
-            test = node.test
-            return lambda c: matches(tracker.value(c.trackers.get(key), c.now_us), test, c.now)
+            passes = compile_test(node.test)
+            return lambda c: passes(tracker.value(c.trackers.get(key), c.now_us), c.now)
         assert isinstance(tracker, LastTracker)
         return lambda c: tracker.passed(c.trackers.get(key))
 
@@ -337,6 +403,28 @@ class SegmentEngine:
         if choice is not None:
             return choice
         return channel == "email" and self.email_consent_default and bool(facts.traits.get("email"))
+
+
+def _every(parts: list[Test]) -> Test:
+    # Spelt out for the common sizes: this runs for every profile an event touches.
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda c: first(c) and second(c)
+    if len(parts) == 3:
+        first, second, third = parts
+        return lambda c: first(c) and second(c) and third(c)
+    return lambda c: all(part(c) for part in parts)
+
+
+def _any(parts: list[Test]) -> Test:
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        first, second = parts
+        return lambda c: first(c) or second(c)
+    return lambda c: any(part(c) for part in parts)
 
 
 def _trait_due(trait: Trait, facts: ProfileFacts, now_us: int) -> int | None:

@@ -22,6 +22,7 @@ __all__ = [
     "SEGMENT_ENTERED",
     "SEGMENT_EXITED",
     "load_states",
+    "load_state_texts",
     "save_states",
     "delete_states",
     "load_facts",
@@ -51,15 +52,21 @@ def _chunks(ids: Collection[str]) -> Iterable[list[str]]:
 def load_states(connection: Connection, profile_ids: Collection[str]) -> dict[str, ProfileState]:
     """The stored states of these profiles; on PostgreSQL their rows stay locked until commit, so the
     consumer and the clock never both rewrite one profile."""
+    return {
+        pid: ProfileState.loads(state) for pid, state in load_state_texts(connection, profile_ids).items()
+    }
+
+
+def load_state_texts(connection: Connection, profile_ids: Collection[str]) -> dict[str, str]:
+    """`load_states` without decoding: a caller may need only some of them."""
     sqlite = _sqlite(connection)
     lock = "" if sqlite else " FOR UPDATE"
     query = text(
         f"SELECT profile_id, state FROM segment_states WHERE {any_of('profile_id', 'ids', sqlite)}{lock}"
     )
-    found: dict[str, ProfileState] = {}
+    found: dict[str, str] = {}
     for chunk in _chunks(profile_ids):
-        for profile_id, state in connection.execute(query, {"ids": list_param(chunk, sqlite)}):
-            found[profile_id] = ProfileState.loads(state)
+        found.update(connection.execute(query, {"ids": list_param(chunk, sqlite)}).fetchall())
     return found
 
 
@@ -93,7 +100,7 @@ def load_facts(connection: Connection, profile_ids: Collection[str]) -> dict[str
         traits = "traits" if sqlite else "traits::text"
         for profile_id, user_id, found in connection.execute(
             text(f"SELECT id, user_id, {traits} FROM profiles WHERE {any_of('id', 'ids', sqlite)}"), params
-        ):
+        ).fetchall():
             facts[profile_id] = ProfileFacts(user_id, dict(json_value(found)))
         for profile_id, channel, subscribed in connection.execute(
             text(
@@ -101,7 +108,7 @@ def load_facts(connection: Connection, profile_ids: Collection[str]) -> dict[str
                 f"WHERE {any_of('profile_id', 'ids', sqlite)}"
             ),
             params,
-        ):
+        ).fetchall():
             facts.setdefault(profile_id, ProfileFacts()).consents[channel] = bool(subscribed)
     return facts
 
@@ -117,7 +124,7 @@ def redirects(connection: Connection, profile_ids: Collection[str]) -> dict[str,
                 f"WHERE {any_of('from_profile', 'ids', sqlite)}"
             ),
             {"ids": list_param(chunk, sqlite)},
-        )
+        ).fetchall()
         found.update({source: target for source, target in rows})
     return found
 

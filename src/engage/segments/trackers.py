@@ -20,13 +20,14 @@ from typing import Any
 
 import orjson
 
-from engage.segments.compare import as_number, lookup, matches
+from engage.segments.compare import as_number, compile_filter, lookup
 from engage.segments.definition import (
     Aggregate,
     AggregateFunction,
     CountOp,
     LastPerformed,
     NotPerformed,
+    Op,
     Performed,
     PropertyFilter,
 )
@@ -47,8 +48,7 @@ EventLeaf = Performed | Aggregate | NotPerformed | LastPerformed
 
 
 def micros(moment: datetime) -> int:
-    delta = moment.astimezone(UTC) - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def from_micros(value: int) -> datetime:
@@ -56,6 +56,7 @@ def from_micros(value: int) -> datetime:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _span(within: timedelta | None) -> int | None:
@@ -79,11 +80,21 @@ class Tracker(ABC):
         digest = hashlib.sha256(repr((type(self).__name__, event, where, spec)).encode()).hexdigest()
         self.key = digest[:12]
         """Stable across processes and restarts: the state is stored under it."""
+        self._filters = [compile_filter(f) for f in where]
+        self.route = next(
+            (
+                (f.property, f.test.value)
+                for f in where
+                if f.test.op is Op.EQ and type(f.test.value) is str and "." not in f.property
+            ),
+            None,
+        )
+        """(property, value) of a filter requiring that text: events can be routed to the tracker by it."""
 
     def accepts(self, timestamp: datetime, properties: dict[str, Any]) -> bool:
         """Whether an event of this tracker's name passes every filter (a property's `within` counts from
         the event's own time)."""
-        return all(matches(lookup(properties, f.property), f.test, timestamp) for f in self.where)
+        return all(passes(properties, timestamp) for passes in self._filters)
 
     @abstractmethod
     def add(self, state: State, at: int, seq: int, properties: dict[str, Any]) -> State:
@@ -94,7 +105,8 @@ class Tracker(ABC):
         return state
 
     def due(self, state: State, now: int) -> int | None:
-        """The next moment after `now` when time alone changes what the state says, if any."""
+        """The next moment after `now` when time alone changes what the state says, if any, for a state
+        pruned at `now`."""
         return None
 
     @abstractmethod
@@ -132,10 +144,8 @@ class CountTracker(Tracker):
         return kept or None
 
     def due(self, state: State, now: int) -> int | None:
-        if self.span is None or not state:
-            return None
-        inside = [at + self.span for at in state if at + self.span > now]
-        return min(inside) if inside else None
+        # Pruned, so every time left is inside the window, oldest first: it is the next to leave.
+        return None if self.span is None or not state else state[0] + self.span
 
     def merge(self, into: State, other: State) -> State:
         if into is None or other is None:
@@ -181,7 +191,17 @@ class AggregateTracker(Tracker):
             if self.function is AggregateFunction.MAX:
                 return value if state is None else max(state, value)
             return sorted(set(state or ()) | {value})
-        return self._windowed_merge(state or [], [[at, value]])
+        pairs: list[list[Any]] = state or []
+        if pairs and at < pairs[-1][0]:  # a late event: merged in time order
+            return self._windowed_merge(pairs, [[at, value]])
+        # The usual case, the latest event so far: what _windowed_merge would do, without sorting.
+        if self.function is AggregateFunction.MAX:
+            while pairs and pairs[-1][1] <= value:
+                pairs.pop()
+        elif self.function is AggregateFunction.COUNT:
+            pairs = [pair for pair in pairs if pair[1] != value]
+        pairs.append([at, value])
+        return pairs
 
     def _windowed_merge(self, pairs: list[list[Any]], more: list[list[Any]]) -> list[list[Any]]:
         merged = sorted(pairs + more, key=lambda pair: pair[0])
@@ -219,10 +239,8 @@ class AggregateTracker(Tracker):
         return kept or None
 
     def due(self, state: State, now: int) -> int | None:
-        if self.span is None or not state:
-            return None
-        inside = [at + self.span for at, _ in state if at + self.span > now]
-        return min(inside) if inside else None
+        # Pruned, so every pair left is inside the window, in time order: the first is the next to leave.
+        return None if self.span is None or not state else state[0][0] + self.span
 
     def merge(self, into: State, other: State) -> State:
         if into is None or other is None:
@@ -241,6 +259,7 @@ class LastTracker(Tracker):
 
     def __init__(self, event: str, where: tuple[PropertyFilter, ...]):
         super().__init__(event, where, ())
+        self.route = None  # every event of the name may be the latest, whatever its properties
 
     def accepts(self, timestamp: datetime, properties: dict[str, Any]) -> bool:
         return True  # every event of the name is a candidate for "latest"; `add` tests the filters

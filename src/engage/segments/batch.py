@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import Connection, text
 
-from engage.segments.compare import as_number, as_timestamp, lookup, matches
+from engage.segments.compare import as_number, as_timestamp, distinct_key, lookup, matches
 from engage.segments.definition import (
     Aggregate,
     AggregateFunction,
@@ -678,18 +678,7 @@ def _max_of(raw: list[Any]) -> int | float | None:
 def _distinct_count_of(raw: list[Any]) -> int:
     """How many different values: Python's equality (1, 1.0 and True are one; "1" is another), NaN one
     value, lists and dicts by their JSON text (keys sorted, as PostgreSQL's jsonb keeps them)."""
-    return len({_distinct_key(value) for value in raw if value is not None})
-
-
-def _distinct_key(value: Any) -> Any:
-    if isinstance(value, list | dict):
-        return (
-            "json",
-            orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS),
-        )
-    if isinstance(value, float) and math.isnan(value):
-        return ("nan",)
-    return value
+    return len({distinct_key(value) for value in raw if value is not None})
 
 
 _ValueOf = Callable[[list[Any]], Any]

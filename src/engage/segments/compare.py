@@ -20,15 +20,18 @@ implements the same rules on whole columns. The rules, so both can keep them:
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from engage.segments.definition import Comparison, Op, PropertyFilter, Scalar
 
-__all__ = ["matches", "compile_test", "compile_filter", "as_timestamp", "as_number", "lookup", "in_window"]
+__all__ = ["matches", "compile_test", "compile_filter", "as_timestamp", "as_number", "lookup", "distinct_key"]
 
 
 def lookup(values: dict[str, Any], name: str) -> Any:
@@ -71,8 +74,16 @@ def as_timestamp(value: Any) -> datetime | None:
     return None
 
 
-def in_window(timestamp: datetime, within: timedelta | None, now: datetime) -> bool:
-    return within is None or now - timestamp < within
+def distinct_key(value: Any) -> str:
+    """One text per distinct value under Python equality (1, 1.0 and True are one value, "1" another,
+    every NaN one), exact for integers of any size; lists and dicts by their JSON text, keys sorted."""
+    if isinstance(value, bool | int):
+        return str(int(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return str(int(value)) if value.is_integer() else repr(value)
+    return orjson.dumps(value, default=str, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def _is_time(expected: Any) -> bool:

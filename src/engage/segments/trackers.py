@@ -18,9 +18,7 @@ from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
-from engage.segments.compare import as_number, compile_filter, lookup
+from engage.segments.compare import as_number, compile_filter, distinct_key, lookup
 from engage.segments.definition import (
     Aggregate,
     AggregateFunction,
@@ -40,7 +38,6 @@ __all__ = [
     "tracker_for",
     "micros",
     "from_micros",
-    "distinct_key",
 ]
 
 State = Any
@@ -61,14 +58,6 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def _span(within: timedelta | None) -> int | None:
     return None if within is None else micros(_EPOCH + within)
-
-
-def distinct_key(value: Any) -> str:
-    """One text per distinct value under Python equality (1, 1.0 and True are one value; "1" another)."""
-    if isinstance(value, bool | int | float):
-        number = float(value)
-        return str(int(number)) if number.is_integer() else repr(number)
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 class Tracker(ABC):

@@ -10,7 +10,7 @@ import pandas as pd
 
 from engage.events.log import EventLog, LoggedEvent
 
-__all__ = ["export_events", "COLUMNS"]
+__all__ = ["export_events", "write_frame", "COLUMNS"]
 
 COLUMNS = [
     "seq", "message_id", "type", "event", "channel", "profile_id", "user_id", "anonymous_id",
@@ -31,6 +31,11 @@ def export_events(log: EventLog, since: datetime, output: Path, format: str) -> 
     frame = pd.DataFrame.from_records(records, columns=COLUMNS)
     for column in ("timestamp", "received_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
+    return write_frame(frame, output, format)
+
+
+def write_frame(frame: pd.DataFrame, output: Path, format: str) -> int:
+    """Write `frame` to `output` as csv or parquet, creating its folder; returns how many rows."""
     output.parent.mkdir(parents=True, exist_ok=True)
     if format == "parquet":
         frame.to_parquet(output, index=False)

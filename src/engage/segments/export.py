@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection
 
+from engage.events.export import write_frame
 from engage.segments.queries import member_contacts
 
 __all__ = ["export_members", "COLUMNS"]
@@ -20,9 +21,4 @@ def export_members(connection: Connection, segment: str, output: Path, format: s
     records = [asdict(contact) for contact in member_contacts(connection, segment)]
     frame = pd.DataFrame.from_records(records, columns=COLUMNS)
     frame["entered_at"] = pd.to_datetime(frame["entered_at"], utc=True)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if format == "parquet":
-        frame.to_parquet(output, index=False)
-    else:
-        frame.to_csv(output, index=False)
-    return len(frame)
+    return write_frame(frame, output, format)

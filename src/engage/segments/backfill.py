@@ -122,14 +122,17 @@ def _applied(connection: Connection) -> dict[str, tuple[str | None, list[str]]]:
     }
 
 
+def _is_handled(profile_id: str, seq: int, offsets: list[int], partitions: int) -> bool:
+    """Whether the consumer has handled this event: its seq is at most its partition's offset."""
+    return seq <= offsets[partition_of(profile_id, partitions) if partitions > 1 else 0]
+
+
 def _handled(
     profile_ids: Iterable[str], seqs: Iterable[int], offsets: list[int], partitions: int
 ) -> list[bool]:
-    """For each event, whether the consumer has handled it (its seq is at most its partition's offset)."""
-    if partitions == 1:
-        return [seq <= offsets[0] for seq in seqs]
+    """`_is_handled` for each event of a column pair."""
     return [
-        seq <= offsets[partition_of(profile_id, partitions)]
+        _is_handled(profile_id, seq, offsets, partitions)
         for profile_id, seq in zip(profile_ids, seqs, strict=True)
     ]
 
@@ -152,7 +155,7 @@ def _rebuild_trackers(
         by_event.setdefault(engine.trackers[key].event, []).append(engine.trackers[key])
     for event, trackers in sorted(by_event.items()):
         for seq, profile_id, timestamp, properties in _events_for(connection, event, trackers, offsets, now):
-            if _handled([profile_id], [seq], offsets, partitions)[0]:
+            if _is_handled(profile_id, seq, offsets, partitions):
                 state = rebuilt.setdefault(profile_id, ProfileState())
                 engine.observe(state, event, timestamp, seq, properties, only=keys)
     states = _states_holding(connection, keys)  # stale values of these trackers (a segment back again)

@@ -127,7 +127,8 @@ class SegmentsConsumer:
             return found
 
         for event in events:
-            if not self._may_change(event):
+            consents = consent_changes(event)
+            if not self._may_change(event, bool(consents)):
                 profile_id = moved.get(event.profile_id, event.profile_id)
                 if profile_id not in stored and profile_id not in touched:
                     part(profile_id)  # a profile's first event: every segment is evaluated for it
@@ -162,14 +163,14 @@ class SegmentsConsumer:
             if changed_traits:
                 current.facts_changed = True
                 current.affect(engine.affected_by_traits(changed_traits))
-            for consent in consent_changes(event):
+            for consent in consents:
                 current.facts_changed = True
                 current.affect(engine.affected_by_consent(consent.channel))
         if gone:
             store.delete_states(connection, gone.keys() - touched.keys())
         _apply(connection, engine, touched, self.clock(), gone)
 
-    def _may_change(self, event: LoggedEvent) -> bool:
+    def _may_change(self, event: LoggedEvent, changes_consent: bool) -> bool:
         """Whether the event can change a profile's state or facts: a name some segment counts, traits,
         consent, a user id newly linked to the profile (only calls carrying both ids, or identify and
         alias, can link one), a merge."""
@@ -178,7 +179,7 @@ class SegmentsConsumer:
             or event.type in ("merge", "identify", "alias")
             or bool(event.traits or event.context.get("traits"))
             or bool(event.user_id and event.anonymous_id)
-            or bool(consent_changes(event))
+            or changes_consent
         )
 
 

@@ -6,7 +6,7 @@ each. A profile remembers the last `seq` applied, so a redelivered event changes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +14,11 @@ from sqlalchemy import Connection, delete, text
 
 from engage.events.log import LoggedEvent
 from engage.profiles.consent import ConsentChange, consent_changes
-from engage.store.codec import any_of, json_param, json_value, list_param, time_param, time_value
+from engage.store.codec import json_param, json_value, list_param, listed, time_param, time_value
 from engage.store.models import Consent, Profile, ProfileMerge
 from engage.store.upsert import upsert
 
-__all__ = ["ProfilesConsumer"]
+__all__ = ["ProfilesConsumer", "merged_into"]
 
 SYSTEM_CHANNEL = "system"
 
@@ -29,14 +29,15 @@ merges = ProfileMerge.__table__
 # engage.store.codec, and the id list is one parameter.
 _REDIRECTS = {
     sqlite: text(
-        f"SELECT from_profile, into_profile FROM profile_merges WHERE {any_of('from_profile', 'ids', sqlite)}"
+        f"SELECT m.from_profile, m.into_profile FROM {listed('ids', sqlite)} "
+        "JOIN profile_merges AS m ON m.from_profile = listed.value"
     )
     for sqlite in (True, False)
 }
 _PROFILES = {
     sqlite: text(
-        "SELECT id, user_id, traits, first_seen, last_seen, event_count, last_seq FROM profiles "
-        f"WHERE {any_of('id', 'ids', sqlite)}"
+        "SELECT p.id, p.user_id, p.traits, p.first_seen, p.last_seen, p.event_count, p.last_seq "
+        f"FROM {listed('ids', sqlite)} JOIN profiles AS p ON p.id = listed.value"
     )
     for sqlite in (True, False)
 }
@@ -54,8 +55,8 @@ _ACTIVITY_SQLITE = _ACTIVITY.format(m="?", least="min", greatest="max")
 _ACTIVITY_POSTGRES = _ACTIVITY.format(m="%s", least="LEAST", greatest="GREATEST")
 _CONSENTS = {
     sqlite: text(
-        "SELECT profile_id, channel, subscribed, source, updated_at, message_id FROM consents "
-        f"WHERE {any_of('profile_id', 'ids', sqlite)}"
+        "SELECT c.profile_id, c.channel, c.subscribed, c.source, c.updated_at, c.message_id "
+        f"FROM {listed('ids', sqlite)} JOIN consents AS c ON c.profile_id = listed.value"
     )
     for sqlite in (True, False)
 }
@@ -97,7 +98,7 @@ class _Batch:
         return self.redirects.get(profile_id, profile_id)
 
 
-def _redirects(connection: Connection, profile_ids: set[str]) -> dict[str, str]:
+def merged_into(connection: Connection, profile_ids: Collection[str]) -> dict[str, str]:
     """Where merged profiles went: an event may still name a profile merged after it was logged."""
     sqlite = connection.dialect.name == "sqlite"
     params = {"ids": list_param(profile_ids, sqlite)}
@@ -152,7 +153,7 @@ class ProfilesConsumer:
         events = [e for e in events if e.channel != SYSTEM_CHANNEL or e.type == "merge"]
         if not events:
             return
-        redirects = _redirects(connection, {event.profile_id for event in events})
+        redirects = merged_into(connection, {event.profile_id for event in events})
         detailed = _needing_detail(events, redirects)
         if detailed:
             batch = _Batch.load(connection, detailed, redirects)

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 
 from engage.events.log import MERGE_EVENT, LoggedEvent
 from engage.profiles.consent import consent_changes
+from engage.profiles.consumer import merged_into
 from engage.segments import store
 from engage.segments.engine import Change, ProfileFacts, ProfileState, SegmentEngine
 from engage.segments.trackers import micros
@@ -45,6 +46,9 @@ class _Touched:
     """Whether traits or consent may have changed: the facts kept in the state are read again."""
     took: set[str] = field(default_factory=set)
     """The trackers that took an event of this batch."""
+    stored: bool = True
+    """Whether the state was read from the database (not new), so `state.due` is the stored due time
+    until settled."""
 
     def affect(self, names: set[str] | None) -> None:
         if self.segments is None:
@@ -77,6 +81,7 @@ def _apply(
     read = store.load_facts(connection, stale) if stale else {}
     announcements: list[store.Announcement] = []
     saved: dict[str, tuple[ProfileState, int | None]] = {}
+    due_unchanged: set[str] = set()
     for profile_id, part in touched.items():
         if not part.changed and part.segments == set():
             continue  # e.g. an event no segment uses: nothing to evaluate, nothing to save
@@ -89,12 +94,16 @@ def _apply(
                 announcements.append(store.Announcement(profile_id, part.state.user_id, change, part.cause))
         # Time-dependent traits are looked at again only when they were read again.
         changed = part.took if part.segments is not None else None
-        saved[profile_id] = (part.state, engine.settle(part.state, fresh, now, changed))
+        stored_due = part.state.due
+        due = engine.settle(part.state, fresh, now, changed)
+        saved[profile_id] = (part.state, due)
+        if part.stored and due == stored_due:
+            due_unchanged.add(profile_id)
     for profile_id, state in (gone or {}).items():  # merged away: its memberships end with it
         for name in sorted(state.members):
             change = Change(name, False)
             announcements.append(store.Announcement(profile_id, state.user_id, change, f"merge:{profile_id}"))
-    store.save_states(connection, saved)
+    store.save_states(connection, saved, due_unchanged)
     store.record_changes(connection, announcements, now)
     return len(announcements)
 
@@ -110,7 +119,7 @@ class SegmentsConsumer:
         engine = self.engine
         named = {event.profile_id for event in events}
         merged_away = {e.properties["from_profile"] for e in events if e.type == "merge"}
-        moved = store.redirects(connection, named)
+        moved = merged_into(connection, named)
         # Decoded only for profiles an event can change: most events of a batch touch no segment.
         stored = store.load_state_texts(connection, named | merged_away | set(moved.values()))
         touched: dict[str, _Touched] = {}
@@ -122,7 +131,10 @@ class SegmentsConsumer:
                 text = stored.get(profile_id)
                 state = ProfileState.loads(text) if text is not None else None
                 found = touched[profile_id] = _Touched(
-                    state or ProfileState(), set() if state else None, changed=state is None
+                    state or ProfileState(),
+                    set() if state else None,
+                    changed=state is None,
+                    stored=bool(state),
                 )
             return found
 

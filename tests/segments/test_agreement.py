@@ -37,6 +37,7 @@ from engage.segments import (
 )
 from engage.segments.batch import evaluate, population_from_records
 from engage.segments.engine import ProfileFacts, ProfileState, SegmentEngine
+from engage.segments.trackers import micros
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 EVENTS = ("Viewed", "Bought")
@@ -163,7 +164,9 @@ def real_time(segments: list[Segment], history: dict[str, Any]) -> dict[str, set
     for arrival in history["events"]:
         profile_id, name, now = arrival["profile_id"], arrival["event"], arrival["arrived"]
         state = states[profile_id]
-        took = engine.observe(state, name, arrival["timestamp"], arrival["seq"], arrival["properties"])
+        took = engine.observe(
+            state, name, arrival["timestamp"], arrival["seq"], arrival["properties"], now_us=micros(now)
+        )
         engine.evaluate(profile_id, state, facts[profile_id], now, engine.affected_by_trackers(took))
         engine.settle(state, facts[profile_id], now)
     members: dict[str, set[str]] = {segment.name: set() for segment in segments}

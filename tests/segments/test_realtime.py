@@ -233,6 +233,24 @@ def test_redelivered_events_change_nothing(open_engage: Open, clock: Clock) -> N
     assert len(announced(engage)) == 1
 
 
+def stored_states(engage: Engage) -> dict[str, tuple[str, int | None]]:
+    with engage.database.read() as connection:
+        rows = connection.execute(text("SELECT profile_id, state, due_at FROM segment_states"))
+        return {profile_id: (state, due_at) for profile_id, state, due_at in rows}
+
+
+def test_an_event_older_than_every_window_changes_nothing(open_engage: Open, clock: Clock) -> None:
+    engage = open_engage({"active": "condition: {performed: ProductViewed, within: 30d}\n"})
+    send(engage, track("u1", "ProductViewed", ago(clock, days=2)))
+    before = stored_states(engage)
+    send(engage, track("u1", "ProductViewed", ago(clock, days=45)))  # a late import of old history
+    assert stored_states(engage) == before
+    assert members(engage, "active") == {"u1"}
+    clock.advance(days=28)
+    assert engage.segments.timer.tick() == 1  # the old view never counted: out 30 days after the new one
+    assert members(engage, "active") == set()
+
+
 def test_an_anonymous_visitor_brings_their_history_when_they_sign_in(open_engage: Open, clock: Clock) -> None:
     engage = open_engage({"browsers": "condition: {performed: ProductViewed, at_least: 3}\n"})
     now = ago(clock, minutes=1)

@@ -286,10 +286,11 @@ def _update_states(
         else:
             state.members.discard(announcement.change.segment)
     facts = store.load_facts(connection, first_seen)
-    store.save_states(
-        connection,
-        {pid: (state, engine.settle(state, facts.get(pid), now)) for pid, state in states.items()},
-    )
+    saved: dict[str, tuple[str, int | None]] = {}
+    for pid, state in states.items():
+        due = engine.settle(state, facts.get(pid), now)
+        saved[pid] = (state.dumps(), due)
+    store.save_states(connection, saved)
 
 
 def _record_definitions(

@@ -46,9 +46,8 @@ class _Touched:
     """Whether traits or consent may have changed: the facts kept in the state are read again."""
     took: set[str] = field(default_factory=set)
     """The trackers that took an event of this batch."""
-    stored: bool = True
-    """Whether the state was read from the database (not new), so `state.due` is the stored due time
-    until settled."""
+    text: str | None = None
+    """The state as stored (None: a new profile); until settled, `state.due` is the stored due time."""
 
     def affect(self, names: set[str] | None) -> None:
         if self.segments is None:
@@ -80,7 +79,7 @@ def _apply(
     stale = {pid for pid, part in touched.items() if _needs_reading(engine, part)}
     read = store.load_facts(connection, stale) if stale else {}
     announcements: list[store.Announcement] = []
-    saved: dict[str, tuple[ProfileState, int | None]] = {}
+    saved: dict[str, tuple[str, int | None]] = {}
     due_unchanged: set[str] = set()
     for profile_id, part in touched.items():
         if not part.changed and part.segments == set():
@@ -96,8 +95,11 @@ def _apply(
         changed = part.took if part.segments is not None else None
         stored_due = part.state.due
         due = engine.settle(part.state, fresh, now, changed)
-        saved[profile_id] = (part.state, due)
-        if part.stored and due == stored_due:
+        text = part.state.dumps()
+        if text == part.text:
+            continue  # e.g. facts read again that say what they said
+        saved[profile_id] = (text, due)
+        if part.text is not None and due == stored_due:
             due_unchanged.add(profile_id)
     for profile_id, state in (gone or {}).items():  # merged away: its memberships end with it
         for name in sorted(state.members):
@@ -117,6 +119,8 @@ class SegmentsConsumer:
 
     def handle(self, connection: Connection, events: Sequence[LoggedEvent]) -> None:
         engine = self.engine
+        now = self.clock()
+        now_us = micros(now)
         named = {event.profile_id for event in events}
         merged_away = {e.properties["from_profile"] for e in events if e.type == "merge"}
         moved = merged_into(connection, named)
@@ -134,7 +138,7 @@ class SegmentsConsumer:
                     state or ProfileState(),
                     set() if state else None,
                     changed=state is None,
-                    stored=bool(state),
+                    text=text,
                 )
             return found
 
@@ -166,7 +170,9 @@ class SegmentsConsumer:
                 current.state.user_id = event.user_id
                 current.changed = current.facts_changed = True
                 current.affect(engine.affected_by_user_id())
-            took = engine.observe(current.state, event.event, event.timestamp, event.seq, event.properties)
+            took = engine.observe(
+                current.state, event.event, event.timestamp, event.seq, event.properties, now_us=now_us
+            )
             if took:
                 current.changed = True
                 current.took.update(took)
@@ -180,7 +186,7 @@ class SegmentsConsumer:
                 current.affect(engine.affected_by_consent(consent.channel))
         if gone:
             store.delete_states(connection, gone.keys() - touched.keys())
-        _apply(connection, engine, touched, self.clock(), gone)
+        _apply(connection, engine, touched, now, gone)
 
     def _may_change(self, event: LoggedEvent, changes_consent: bool) -> bool:
         """Whether the event can change a profile's state or facts: a name some segment counts, traits,
@@ -214,9 +220,11 @@ class SegmentClock:
                 due = store.due_profiles(connection, micros(now), self.batch_size)
                 if not due:
                     return changed
-                states = store.load_states(connection, due)
                 cause = f"clock:{micros(now)}"
-                touched = {pid: _Touched(state, None, cause) for pid, state in states.items()}
+                touched = {
+                    pid: _Touched(ProfileState.loads(text), None, cause, text=text)
+                    for pid, text in store.load_state_texts(connection, due).items()
+                }
                 changed += _apply(connection, self.engine, touched, now)
             if len(due) < self.batch_size:
                 return changed

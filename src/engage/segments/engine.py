@@ -260,9 +260,12 @@ class SegmentEngine:
         seq: int,
         properties: dict[str, Any],
         only: Collection[str] | None = None,
+        now_us: int | None = None,
     ) -> list[str]:
         """Fold one event into the profile's tracker states (only the trackers keyed in `only`, if given);
-        returns the keys of the trackers that took it."""
+        returns the keys of the trackers that took it. With `now_us`, a tracker does not take an event
+        already outside its window then: time only moves on, so it could never count (a replay of old
+        history, a late import)."""
         routes = self._routes.get(event or "")
         if routes is None:
             return []
@@ -271,6 +274,8 @@ class SegmentEngine:
         for tracker in routes.candidates(properties):
             if (only is None or tracker.key in only) and tracker.accepts(at, properties):
                 at_us = at_us or micros(at)
+                if now_us is not None and tracker.outlived(at_us, now_us):
+                    continue
                 state.trackers[tracker.key] = tracker.add(
                     state.trackers.get(tracker.key), at_us, seq, properties
                 )

@@ -70,19 +70,18 @@ def load_state_texts(connection: Connection, profile_ids: Collection[str]) -> di
 
 
 def save_states(
-    connection: Connection,
-    states: dict[str, tuple[ProfileState, int | None]],
-    due_unchanged: Collection[str] = (),
+    connection: Connection, states: dict[str, tuple[str, int | None]], due_unchanged: Collection[str] = ()
 ) -> None:
-    """Write each profile's state and when it is next due (µs since the epoch, or None).
+    """Write each profile's encoded state (`ProfileState.dumps()`) and when it is next due (µs since
+    the epoch, or None).
 
     `due_unchanged` names stored profiles whose due time stays: only their state is rewritten, which
     spares the due_at index an update. Most saves are such: a new event rarely moves the earliest moment
-    a window runs out (about nine in ten in bench/segments.py)."""
+    a window runs out."""
     if not states:
         return
     marker = "?" if _sqlite(connection) else "%s"
-    kept = [(state.dumps(), pid) for pid, (state, _) in states.items() if pid in due_unchanged]
+    kept = [(text, pid) for pid, (text, _) in states.items() if pid in due_unchanged]
     if kept:
         connection.exec_driver_sql(
             f"UPDATE segment_states SET state = {marker} WHERE profile_id = {marker}", kept
@@ -91,7 +90,7 @@ def save_states(
         connection.exec_driver_sql(
             f"INSERT INTO segment_states (profile_id, state, due_at) VALUES ({marker}, {marker}, {marker}) "
             "ON CONFLICT (profile_id) DO UPDATE SET state = excluded.state, due_at = excluded.due_at",
-            [(pid, state.dumps(), due) for pid, (state, due) in states.items() if pid not in due_unchanged],
+            [(pid, text, due) for pid, (text, due) in states.items() if pid not in due_unchanged],
         )
 
 

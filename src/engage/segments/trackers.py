@@ -63,6 +63,9 @@ def _span(within: timedelta | None) -> int | None:
 class Tracker(ABC):
     """The state one kind of event leaf needs, for one event name and set of filters."""
 
+    span: int | None = None
+    """The window in µs, if the leaf has one."""
+
     def __init__(self, event: str, where: tuple[PropertyFilter, ...], spec: tuple[Any, ...]):
         self.event = event
         self.where = where
@@ -84,6 +87,10 @@ class Tracker(ABC):
         """Whether an event of this tracker's name passes every filter (a property's `within` counts from
         the event's own time)."""
         return all(passes(properties, timestamp) for passes in self._filters)
+
+    def outlived(self, at: int, now: int) -> bool:
+        """Whether an event at `at` has already left the window at `now`: it can never count again."""
+        return self.span is not None and now - at >= self.span
 
     @abstractmethod
     def add(self, state: State, at: int, seq: int, properties: dict[str, Any]) -> State:

@@ -224,6 +224,24 @@ def test_a_window_running_out_moves_the_profile_without_any_event(open_engage: O
     assert engage.segments.timer.tick() == 0  # nothing left that time can change
 
 
+def test_an_event_after_a_window_ran_out_but_before_the_clock_came_moves_the_profile(
+    open_engage: Open, clock: Clock
+) -> None:
+    engage = open_engage(
+        {
+            "active": "condition: {performed: ProductViewed, within: 30d}\n",
+            "buyers": "condition: {performed: OrderCompleted}\n",
+        }
+    )
+    send(engage, track("u1", "ProductViewed", ago(clock, hours=1)))
+    assert members(engage, "active") == {"u1"}
+    clock.advance(days=31)  # the view has left the window; the segment clock has not ticked yet
+    send(engage, track("u1", "OrderCompleted", ago(clock, minutes=1)))
+    assert members(engage, "buyers") == {"u1"}
+    assert members(engage, "active") == set()  # not dropped unnoticed while settling the new event
+    assert engage.segments.timer.tick() == 0
+
+
 def test_redelivered_events_change_nothing(open_engage: Open, clock: Clock) -> None:
     engage = open_engage({"buyers": "condition: {performed: OrderCompleted}\n"})
     send(engage, track("u1", "OrderCompleted", ago(clock, hours=1)))

@@ -134,9 +134,12 @@ class SegmentsConsumer:
             if found is None:
                 text = stored.get(profile_id)
                 state = ProfileState.loads(text) if text is not None else None
+                # New, or past its due time with the segment clock not there yet: every segment is
+                # evaluated, as the clock would, before settling moves the due time on.
+                everything = state is None or (state.due is not None and state.due <= now_us)
                 found = touched[profile_id] = _Touched(
                     state or ProfileState(),
-                    set() if state else None,
+                    None if everything else set(),
                     changed=state is None,
                     text=text,
                 )

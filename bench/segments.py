@@ -7,7 +7,12 @@ against a baseline measured in the same run on the same database:
 1. loading: the history through the ingestor, then the profiles consumer (batches of 500); baseline: the
    very same rows inserted with executemany into an empty copy of the event table (not a target);
 2. real-time throughput: the logged history replayed through `SegmentsConsumer` with `deliver()` in
-   batches of 500, as the stream delivers it; baseline: the profiles consumer on the same batches;
+   batches of 500, as the stream delivers it, with the garbage collector tuned as `engage worker` tunes
+   it; baseline: the profiles consumer on the same batches. The clock stays at the end of the history,
+   as when the consumer catches up on a backlog or an imported history (events older than a window
+   change nothing). 2b: the same history again, from no state, as if it happened live: the clock at
+   each batch's newest event, so every event is fresh and a quarter of them change a membership; then
+   the segment clock at the end must leave the same members as the catch-up replay;
 3. cron: every segment compiled to one SQLite query over event_log, profiles and consents, all 20
    recomputed once; the cron pays that after every batch, the engine its time per batch of 500. The SQL
    member counts must equal the engine's memberships (at the same frozen `now`);
@@ -52,8 +57,10 @@ from ingest import cpu_seconds, free_port, wait_healthy
 from sqlalchemy import text
 
 from engage.bootstrap import Engage, bootstrap
+from engage.cli._serving import tune_gc
 from engage.events.consumers import Consumer, deliver, offset_of
 from engage.segments.compare import matches
+from engage.segments.consumer import SegmentClock
 from engage.segments.definition import (
     Aggregate,
     AggregateFunction,
@@ -313,6 +320,8 @@ class Replay:
     batches: int = 0
     deliver_seconds: float = 0.0
     read_seconds: float = 0.0
+    clock_seconds: float = 0.0
+    """Time the segment clock took between batches (a replay as if live)."""
     cpu_seconds: float = 0.0
     """CPU time of this process while delivering (the SQLite work included): other processes competing
     for the cores show as deliver_seconds well above cpu_seconds."""
@@ -327,10 +336,16 @@ class Replay:
 
 
 def replay(
-    engage: Engage, consumer: Consumer, until: int, profiler: cProfile.Profile | None = None
+    engage: Engage,
+    consumer: Consumer,
+    until: int,
+    profiler: cProfile.Profile | None = None,
+    following: tuple[FrozenClock, SegmentClock] | None = None,
 ) -> Replay:
     """Deliver the log up to `until` to `consumer` alone, in batches of BATCH; only delivery is timed
-    (reading the log is timed apart)."""
+    (reading the log is timed apart). With `following` (engage's clock and the segment clock), the clock
+    is set to each batch's newest event time and the segment clock does what is due by then before the
+    batch is delivered, as if the history happened live (timed apart)."""
     result = Replay()
     after = offset_of(engage.database, consumer.name)
     began = time.perf_counter()
@@ -341,14 +356,34 @@ def replay(
         if profiler is not None:
             profiler.enable()
         for start in range(0, len(page), BATCH):
-            result.events += deliver(engage.database, consumer, 0, page[start : start + BATCH])
+            batch = page[start : start + BATCH]
+            if following is not None:
+                clock, segment_clock = following
+                clock.now = max(event.timestamp for event in batch)
+                ticked = time.perf_counter()
+                segment_clock.tick()
+                result.clock_seconds += time.perf_counter() - ticked
+            delivering = time.perf_counter()
+            result.events += deliver(engage.database, consumer, 0, batch)
+            result.deliver_seconds += time.perf_counter() - delivering
             result.batches += 1
         if profiler is not None:
             profiler.disable()
         result.cpu_seconds += time.process_time() - cpu
         began = time.perf_counter()
-        result.deliver_seconds += began - read
     return result
+
+
+def forget_segment_work(engage: Engage) -> None:
+    """The segments consumer back to the start of the log, with no state, membership or announcement."""
+    with engage.database.write() as connection:
+        for statement in (
+            "DELETE FROM segment_states",
+            "DELETE FROM segment_memberships",
+            "DELETE FROM event_log WHERE channel = 'system' AND event IN ('SegmentEntered', 'SegmentExited')",
+            "UPDATE stream_offsets SET seq = 0 WHERE consumer = 'segments'",
+        ):
+            connection.execute(text(statement))
 
 
 def drain(engage: Engage, batch: int = 5_000) -> int:
@@ -669,6 +704,13 @@ def engine_members(engage: Engage) -> dict[str, set[str]]:
     return found
 
 
+def count_announcements(engage: Engage) -> int:
+    with engage.database.read() as connection:
+        return connection.execute(
+            text("SELECT count(*) FROM event_log WHERE event IN ('SegmentEntered', 'SegmentExited')")
+        ).scalar_one()
+
+
 def engine_counts(engage: Engage) -> dict[str, int]:
     with engage.database.read() as connection:
         rows = connection.execute(
@@ -913,6 +955,7 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, phase after phase
         # -- 1. workload ------------------------------------------------------------------------
         phase("1. loading")
         engage = bootstrap(workspace, clock=FrozenClock(now))
+        tune_gc()  # the collector tuned as in `engage worker` and `engage serve`, which run these consumers
         engine = engage.segments.engine
         segments = list(engine.segments.values())
         print(f"  {len(segments)} segments: {', '.join(engine.segments)}")
@@ -949,7 +992,23 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, phase after phase
         )
         counts = engine_counts(engage)
         members = engine_members(engage)
+        counts_changes = count_announcements(engage)
         announced, backlog_seconds = timed("announcements delivered to both consumers", lambda: drain(engage))
+
+        phase("2b. the same history as if live: the clock follows the events")
+        clock = engage.segments.consumer.clock
+        assert isinstance(clock, FrozenClock)
+        forget_segment_work(engage)
+        live_run, _ = timed(
+            "segments consumer, batches of 500, clock at each batch's newest event",
+            lambda: replay(
+                engage, engage.segments.consumer, history_end, following=(clock, engage.segments.timer)
+            ),
+        )
+        live_changes = count_announcements(engage)
+        clock.now = now
+        _, tick_seconds = timed("segment clock at the end of the history", engage.segments.timer.tick)
+        live_members = engine_members(engage)
         engage.close()
 
         # -- 5. backfill (before the SQL, which adds an index of its own) ---------------------------
@@ -1012,7 +1071,8 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, phase after phase
 
     print("2. real-time throughput: the history through SegmentsConsumer, deliver() in batches of 500")
     print(
-        f"  segments consumer: {segments_run.per_second:,.0f} ev/s ({segments_run.events:,} events, "
+        f"  segments consumer, catching up: {segments_run.per_second:,.0f} ev/s "
+        f"({segments_run.events:,} events, "
         f"{segments_run.batches:,} batches, {segments_run.deliver_seconds:,.1f} s, "
         f"{segments_run.per_batch * 1000:.1f} ms per batch){' [under cProfile]' if profiler else ''}"
     )
@@ -1030,6 +1090,30 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, phase after phase
         f"{segments_run.events / segments_run.read_seconds:,.0f} ev/s; "
         f"then {announced:,} deliveries of the announcements to both consumers in {backlog_seconds:,.1f} s)"
     )
+
+    live_equal = [name for name in members if live_members.get(name, set()) == members[name]]
+    print("2b. the same history as if live: the clock at each batch's newest event, then at the end")
+    print(
+        f"  segments consumer: {live_run.per_second:,.0f} ev/s "
+        f"({live_run.per_batch * 1000:.1f} ms per batch), "
+        f"{live_changes:,} membership changes announced (after the catch-up replay: {counts_changes:,}); "
+        f"ratio to the catch-up replay {live_run.per_second / segments_run.per_second:.0%}"
+    )
+    print(
+        f"  the segment clock between batches: {live_run.clock_seconds:,.1f} s in all "
+        f"({live_run.clock_seconds / live_run.batches * 1000:.1f} ms per batch), not counted above"
+    )
+    print(
+        f"  then the segment clock at the history's end: {tick_seconds:,.1f} s; members equal to the "
+        f"catch-up replay's in {len(live_equal)}/{len(members)} segments"
+    )
+
+    for name in sorted(set(members) - set(live_equal)):
+        live_only, catch_up_only = live_members[name] - members[name], members[name] - live_members[name]
+        print(
+            f"  {name}: {len(live_only)} only live (e.g. {sorted(live_only)[:2]}), "
+            f"{len(catch_up_only)} only catching up (e.g. {sorted(catch_up_only)[:2]})"
+        )
 
     cron_ratio = sql_seconds / segments_run.per_batch
     print("3. cron baseline: all segments recomputed with SQL (one query each) after every batch")
@@ -1102,10 +1186,17 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, phase after phase
     rows = [
         ("1 loading (ingest + profiles)", f"{load_seconds:,.1f} s", "report only", None),
         (
-            "2 segments consumer",
+            "2 segments consumer, catch-up",
             f"{segments_run.per_second:,.0f} ev/s",
             f">= {TARGET_THROUGHPUT:,} ev/s",
             segments_run.per_second >= TARGET_THROUGHPUT,
+        ),
+        ("2b segments consumer, live clock", f"{live_run.per_second:,.0f} ev/s", "report only", None),
+        (
+            "2b members live = catch-up",
+            f"{len(live_equal)}/{len(members)} equal",
+            "all equal",
+            len(live_equal) == len(members),
         ),
         (
             "3 cron / engine per batch",

@@ -10,13 +10,16 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
 
 from engage.events.consumers import ConsumerRegistry
 from engage.events.ingest import Ingestor, Limits
 from engage.events.log import EventLog
 from engage.events.stream import EventStream, create_stream
 from engage.profiles import ProfilesConsumer
+from engage.recommend.runtime import Recommend
 from engage.segments.runtime import Segments
 from engage.store import Database, upgrade, utcnow
 from engage.workspace import Workspace
@@ -35,10 +38,12 @@ class Engage:
     consumers: ConsumerRegistry
     ingestor: Ingestor
     segments: Segments
+    recommend: Recommend
 
     def work(self, stop: threading.Event) -> None:
         """Be a worker until `stop` is set: apply the segment files (backfilling what changed), then
-        deliver the stream to the consumers while the segment clock handles windows running out."""
+        deliver the stream to the consumers while the segment clock handles windows running out and the
+        scheduler retrains the recommender."""
         for applied in self.segments.sync():
             log.info(
                 "segment %s %s: %d members (%d entered, %d exited)",
@@ -46,10 +51,14 @@ class Engage:
             )  # fmt: skip
         timer = threading.Thread(target=self.segments.timer.run, args=(stop,), name="segment-clock")
         timer.start()
+        scheduler = BackgroundScheduler(timezone=UTC)
+        self.recommend.schedule(scheduler)
+        scheduler.start()
         try:
             self.stream.run(self.consumers, stop)
         finally:
             stop.set()
+            scheduler.shutdown(wait=False)
             timer.join()
 
     def close(self) -> None:
@@ -78,4 +87,6 @@ def bootstrap(
         limits=Limits(endpoints.ingest.max_event_bytes, endpoints.ingest.max_batch_bytes),
         clock=clock,
     )
-    return Engage(workspace, database, log, stream, consumers, ingestor, segments)
+    recommend = Recommend.from_workspace(workspace, database, clock, ingestor)
+    consumers.register(recommend.consumer)
+    return Engage(workspace, database, log, stream, consumers, ingestor, segments, recommend)

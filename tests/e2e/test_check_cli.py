@@ -12,7 +12,10 @@ from engage.workspace import init_workspace
 
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = ("SENDGRID_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "ENGAGE_WRITE_KEY")
-SUMMARY = "workspace OK: endpoints.yml, 3 connectors, 12 segments, 1 journey, 4 templates, bot (5 files)"
+SUMMARY = (
+    "workspace OK: endpoints.yml, 3 connectors, 12 segments, 1 journey, 4 templates, bot (5 files), "
+    "catalog/products.csv, offers.yml, recommender.yml"
+)
 
 Run = Callable[..., tuple[int, list[str], list[str]]]
 

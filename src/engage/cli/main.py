@@ -18,7 +18,9 @@ from engage.errors import EngageError
 
 __all__ = ["app", "main"]
 
-COMMAND_MODULES = ["check", "init", "db", "serve", "worker", "run", "events", "profiles", "segments", "demo"]
+COMMAND_MODULES = [
+    "check", "init", "db", "serve", "worker", "run", "events", "profiles", "segments", "recs", "demo",
+]  # fmt: skip
 
 app = typer.Typer(
     name="engage",

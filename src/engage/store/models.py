@@ -5,7 +5,8 @@ can share one database.
 
 Ownership follows the loop: ingestion writes `event_log` and `identities`; the profiles consumer writes
 `profiles` and `consents`; the segments consumer writes `segment_definitions`, `segment_states` and
-`segment_memberships`; the stream writes `stream_offsets`, `dead_letters` and `leases`.
+`segment_memberships`; the recommend consumer writes `rec_interactions`; the stream writes
+`stream_offsets`, `dead_letters` and `leases`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Index, Integer, String, Text, text
+from sqlalchemy import JSON, BigInteger, Boolean, DateTime, Float, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -30,6 +31,7 @@ __all__ = [
     "SegmentDefinition",
     "SegmentState",
     "SegmentMembership",
+    "RecInteraction",
 ]
 
 # BIGINT on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the rowid, which AUTOINCREMENT needs.
@@ -188,3 +190,25 @@ class SegmentMembership(Base):
     profile_id: Mapped[str] = mapped_column(String(32))
     entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     exited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RecInteraction(Base):
+    """One interaction the recommender learns from: a profile and an item, weighted by what happened (a
+    view, an add, a purchase, a click in an email, ...) and tagged with the channel it came from."""
+
+    __tablename__ = "rec_interactions"
+    __table_args__ = (
+        Index("ix_rec_interactions_profile", "profile_id", "at"),
+        Index("ix_rec_interactions_at", "at"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(SequenceId, primary_key=True, autoincrement=True)
+    profile_id: Mapped[str] = mapped_column(String(32))
+    item_id: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(200))
+    channel: Mapped[str] = mapped_column(String(16))
+    weight: Mapped[float] = mapped_column(Float)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    """The event's place in the log."""

@@ -22,6 +22,7 @@ from engage.events.ingest import IngestResult, PayloadTooLarge
 from engage.events.schema import InvalidEvent
 from engage.profiles import profile_view
 from engage.web.auth import WriteKeys
+from engage.web.recommendations import recommendations_router
 from engage.web.segments import segments_router
 
 __all__ = ["create_app"]
@@ -144,6 +145,7 @@ def create_app(engage: Engage) -> FastAPI:
         return _json(view)
 
     app.include_router(segments_router(engage, write_keys))
+    app.include_router(recommendations_router(engage, write_keys))
 
     @app.get("/healthz")
     async def healthz() -> Response:

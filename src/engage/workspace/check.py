@@ -290,3 +290,18 @@ register_kind(
 register_kind("journeys/*.yml", check_named_mapping)
 register_kind("templates/**/*.j2", check_template)
 register_kind("bot/**/*.yml", check_yaml_only, describe=lambda n: f"bot ({n} file{'' if n == 1 else 's'})")
+register_kind(
+    "catalog/products.csv",
+    _lazy("engage.recommend.catalog:check_catalog_file"),
+    describe=lambda n: "catalog/products.csv" if n else "no catalog",
+)
+register_kind(
+    "offers.yml",
+    _lazy("engage.recommend.offers:check_offers_file"),
+    describe=lambda n: "offers.yml" if n else "no offers",
+)
+register_kind(
+    "recommender.yml",
+    _lazy("engage.recommend.config:check_recommender_file"),
+    describe=lambda n: "recommender.yml" if n else "recommender defaults",
+)

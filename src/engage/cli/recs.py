@@ -1,0 +1,79 @@
+"""`engage recs train|recommend|versions`: the recommender's models and answers from the command line."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from engage.cli._context import open_engage
+from engage.cli._options import WorkspaceOption
+from engage.errors import EngageError
+from engage.recommend.service import Filters, NoModelError, Recommendations
+
+__all__ = ["register"]
+
+recs_app = typer.Typer(help="Recommendations: train, look at what a shopper would get.", no_args_is_help=True)
+
+
+@recs_app.command("train")
+def train(workspace: Path | None = WorkspaceOption) -> None:
+    """Train a new model version from the interactions so far and make it the one served."""
+    with contextlib.closing(open_engage(workspace)) as engage:
+        version = engage.recommend.train()
+    manifest = version.manifest
+    typer.echo(
+        f"trained {manifest['model']} {version.version}: {manifest['users']:,} users, {manifest['items']:,} "
+        f"items, {manifest['interactions']:,} interactions in {manifest['fit_seconds']:.1f} s"
+    )
+
+
+@recs_app.command("recommend")
+def recommend(
+    user: str = typer.Argument(..., help="A user id or anonymous id."),
+    n: int = typer.Option(10, "--n", min=1, max=100, help="How many items."),
+    category: list[str] = typer.Option([], "--category", help="Only this category (repeatable)."),
+    in_stock: bool = typer.Option(False, "--in-stock", help="Only products in stock."),
+    exclude_purchased: bool = typer.Option(False, "--exclude-purchased", help="Leave out what they bought."),
+    workspace: Path | None = WorkspaceOption,
+) -> None:
+    """What `for_you` gives a shopper now, with the reason for each item (a preview: not logged as shown)."""
+    filters = Filters(categories=tuple(category), in_stock=in_stock, exclude_purchased=exclude_purchased)
+    with contextlib.closing(open_engage(workspace)) as engage:
+        try:
+            answer = engage.recommend.recommender.for_you(user, n, filters, channel=None)
+        except NoModelError as exc:
+            raise EngageError(str(exc)) from exc
+        names = {item.item_id: engage.recommend.catalog.get(item.item_id) for item in answer.items}
+    _print(answer, {item: product.name if product else "" for item, product in names.items()})
+
+
+@recs_app.command("versions")
+def versions(workspace: Path | None = WorkspaceOption) -> None:
+    """Every saved model version, oldest first; the last is served."""
+    with contextlib.closing(open_engage(workspace)) as engage:
+        manifests = engage.recommend.store.manifests()
+    if not manifests:
+        raise EngageError("no model versions yet: run `engage recs train`")
+    table = Table("version", "model", "users", "items", "interactions", "fit s", title_justify="left")
+    for manifest in manifests:
+        table.add_row(
+            manifest["version"], manifest["model"], f"{manifest['users']:,}", f"{manifest['items']:,}",
+            f"{manifest['interactions']:,}", f"{manifest['fit_seconds']:.1f}",
+        )  # fmt: skip
+    Console().print(table)
+
+
+def _print(answer: Recommendations, names: dict[str, str]) -> None:
+    table = Table("#", "item", "name", "score", "reason", title=f"{answer.use_case} ({answer.model_version})")
+    for rank, item in enumerate(answer.items, 1):
+        score = "" if item.score is None else f"{item.score:.3f}"
+        table.add_row(str(rank), item.item_id, names.get(item.item_id, ""), score, item.reason)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(recs_app, name="recs")

@@ -1,0 +1,98 @@
+"""`recommender.yml`: what the recommender learns from and how it trains and serves.
+
+Every channel's events are interactions: a view, an add to cart, a purchase, a click in an email or an SMS,
+a click on a recommendation in the chat. Each event name has a weight; the item comes from
+`properties.product_id` or from each `properties.products[].product_id` (an order, a cart).
+
+    interactions:
+      ProductViewed: 1
+      ProductAdded: 3
+      OrderCompleted: 5
+      EmailClicked: 2
+    training:
+      every: 6h          # retrain in the worker (also on demand: engage recs train)
+      model: auto        # auto: the evaluation picks; or popularity, itemknn, ease, als, bpr
+      history: 365d      # interactions older than this are not learned from
+    serving:
+      history: 50        # the user's latest interactions folded in at each request
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from engage.errors import ConfigError, Problem
+from engage.segments.durations import parse_duration
+from engage.workspace.check import CheckContext, yaml_validator
+from engage.workspace.yaml import YamlFile, load_yaml, validate_model
+
+__all__ = [
+    "RECOMMENDER_FILE",
+    "RecommenderConfig",
+    "load_recommender_config",
+    "DEFAULT_WEIGHTS",
+    "check_recommender_file",
+]
+
+RECOMMENDER_FILE = "recommender.yml"
+
+DEFAULT_WEIGHTS: dict[str, float] = {
+    "ProductViewed": 1.0,
+    "ProductAdded": 3.0,
+    "OrderCompleted": 5.0,
+    "EmailClicked": 2.0,
+    "SmsClicked": 2.0,
+    "RecommendationClicked": 2.0,
+}
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Weight = Annotated[float, Field(gt=0)]
+ModelChoice = Literal["auto", "popularity", "itemknn", "ease", "als", "bpr"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainingConfig(_Section):
+    every: Duration = timedelta(hours=6)
+    model: ModelChoice = "auto"
+    history: Duration = timedelta(days=365)
+
+
+class ServingConfig(_Section):
+    history: int = Field(default=50, ge=1, le=10_000)
+
+
+class RecommenderConfig(_Section):
+    interactions: dict[str, Weight] = Field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    training: TrainingConfig = TrainingConfig()
+    serving: ServingConfig = ServingConfig()
+
+
+def parse_recommender_config(doc: YamlFile) -> tuple[RecommenderConfig | None, list[Problem]]:
+    return validate_model(RecommenderConfig, doc, doc.data or {})
+
+
+@yaml_validator
+def check_recommender_file(doc: YamlFile, ctx: CheckContext) -> list[Problem]:
+    """`recommender.yml` for `engage check`."""
+    return parse_recommender_config(doc)[1]
+
+
+def load_recommender_config(root: Path) -> RecommenderConfig:
+    """The workspace's `recommender.yml`, or the defaults when it has none; ConfigError names file:line."""
+    path = root / RECOMMENDER_FILE
+    if not path.is_file():
+        return RecommenderConfig()
+    doc, problems = load_yaml(path, RECOMMENDER_FILE)
+    if doc is None:
+        raise ConfigError(problems)
+    config, problems = parse_recommender_config(doc)
+    if config is None:
+        raise ConfigError(problems)
+    return config

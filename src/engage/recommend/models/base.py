@@ -1,0 +1,34 @@
+"""What every recommendation model is to the rest of engage: fitted on an interaction matrix, it scores
+item histories.
+
+Scoring a history rather than a user id is what makes recommendations real-time and evaluation honest:
+the same call serves a user seen in training, a user whose latest clicks arrived after it (their history
+now, folded in), a brand-new visitor with three views, and a held-out test user.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from scipy import sparse
+
+__all__ = ["Model"]
+
+
+@runtime_checkable
+class Model(Protocol):
+    name: str
+    """Short and stable (`popularity`, `itemknn`, `ease`, `als`, `bpr`, ...): it names the model in
+    evaluation tables, in `var/models/` and in the workspace's config."""
+
+    def fit(self, interactions: sparse.csr_matrix) -> None:
+        """Learn from users × items weights (float32, a user's repeated interactions with an item summed,
+        zero where none); rows and columns are the caller's dense indices."""
+
+    def score(self, histories: sparse.csr_matrix) -> np.ndarray:
+        """One row of scores over every fitted item (float32, higher is better) for each row of
+        `histories` (n × items, weighted as in `fit`). A row may be a user never seen in `fit`, or empty
+        (then the scores may be all equal or the model's prior, e.g. popularity). Items a history holds
+        are not removed here: filtering is the caller's."""
+        ...

@@ -1,0 +1,156 @@
+"""Training: the interactions table to a users × items matrix, a model fitted on it, a new version saved.
+
+Weights of repeated interactions add up (three views and a purchase say more than one view). Interactions
+older than `training.history` are left out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from sqlalchemy import text
+
+from engage.recommend.catalog import Catalog
+from engage.recommend.config import RecommenderConfig
+from engage.recommend.models import Model
+from engage.recommend.models.als import Als
+from engage.recommend.models.bpr import Bpr
+from engage.recommend.models.ease import MAX_ITEMS, Ease
+from engage.recommend.models.itemknn import ItemKnn
+from engage.recommend.models.popularity import Popularity
+from engage.recommend.registry import ModelStore, ModelVersion
+from engage.store import Database
+from engage.store.codec import time_param
+
+__all__ = [
+    "Interactions",
+    "load_interactions",
+    "MODELS",
+    "choose_model",
+    "fit_model",
+    "Fitted",
+    "decayed_popularity",
+    "train_version",
+]
+
+MODELS: dict[str, Callable[[], Model]] = {
+    "popularity": Popularity,
+    "itemknn": ItemKnn,
+    "ease": Ease,
+    "als": Als,
+    "bpr": Bpr,
+}
+
+
+@dataclass(frozen=True)
+class Interactions:
+    """Users × items weights with the ids behind the dense indices."""
+
+    users: np.ndarray
+    items: np.ndarray
+    matrix: sparse.csr_matrix
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, items: Sequence[str] = ()) -> Interactions:
+        """`frame` has columns profile_id, item_id, weight; `items` come first in the item index (the
+        catalog, so every product is known to the model even before anyone touched it)."""
+        item_ids = pd.Index(list(dict.fromkeys([*items, *frame["item_id"].unique()])))
+        user_codes, users = pd.factorize(frame["profile_id"], sort=True)
+        item_codes = item_ids.get_indexer(frame["item_id"])
+        matrix = sparse.csr_matrix(
+            (frame["weight"].to_numpy(np.float32), (user_codes, item_codes)),
+            shape=(len(users), len(item_ids)),
+            dtype=np.float32,
+        )
+        matrix.sum_duplicates()
+        return cls(np.asarray(users, dtype=object), np.asarray(item_ids, dtype=object), matrix)
+
+
+def load_interactions(database: Database, since: datetime | None = None) -> pd.DataFrame:
+    """profile_id, item_id, weight, channel, event, at of every interaction since `since`."""
+    query = "SELECT profile_id, item_id, weight, channel, event, at FROM rec_interactions"
+    params = {}
+    if since is not None:
+        query += " WHERE at >= :since"
+        params["since"] = time_param(since, database.is_sqlite)
+    with database.read() as connection:
+        rows = connection.execute(text(query), params).fetchall()
+    return pd.DataFrame(rows, columns=["profile_id", "item_id", "weight", "channel", "event", "at"])
+
+
+def choose_model(config: RecommenderConfig, interactions: Interactions) -> str:
+    """The model `for_you` serves: the configured one, or for `auto` EASE while the catalog allows its
+    items × items inverse and ALS beyond; popularity while there is too little to learn from (Personalize
+    asks for 1,000 interactions of 25 users)."""
+    if config.training.model != "auto":
+        return config.training.model
+    if interactions.matrix.nnz < 1_000 or interactions.matrix.shape[0] < 25:
+        return "popularity"
+    return "ease" if interactions.matrix.shape[1] <= MAX_ITEMS else "als"
+
+
+@dataclass(frozen=True)
+class Fitted:
+    model: Model
+    popularity: Popularity
+    seconds: float
+
+
+def fit_model(name: str, interactions: Interactions) -> Fitted:
+    """Fit `name` and the popularity model every version carries for cold starts and fallbacks."""
+    began = time.perf_counter()
+    model = MODELS[name]()
+    model.fit(interactions.matrix)
+    popularity = model if isinstance(model, Popularity) else Popularity()
+    if popularity is not model:
+        popularity.fit(interactions.matrix)
+    return Fitted(model, popularity, time.perf_counter() - began)
+
+
+POPULARITY_HALF_LIFE = timedelta(days=30)
+
+
+def decayed_popularity(frame: pd.DataFrame, interactions: Interactions, now: datetime) -> np.ndarray:
+    """Distinct shoppers per item, each counting half as much every POPULARITY_HALF_LIFE since their
+    latest interaction with it: what is popular now, not two seasons ago."""
+    counts = np.zeros(len(interactions.items), dtype=np.float32)
+    if frame.empty:
+        return counts
+    latest = (
+        frame.assign(at=pd.to_datetime(frame["at"], utc=True)).groupby(["profile_id", "item_id"])["at"].max()
+    )
+    age = (pd.Timestamp(now) - latest).dt.total_seconds().clip(lower=0).to_numpy()
+    decay = np.power(0.5, age / POPULARITY_HALF_LIFE.total_seconds()).astype(np.float32)
+    positions = pd.Index(interactions.items).get_indexer(latest.index.get_level_values("item_id"))
+    np.add.at(counts, positions, decay)
+    return counts
+
+
+def train_version(
+    database: Database, store: ModelStore, config: RecommenderConfig, catalog: Catalog, now: datetime
+) -> ModelVersion:
+    """Fit the configured (or chosen) model on the interactions of the last `training.history`, with the
+    catalog's products in the item index, and save it as the new current version."""
+    frame = load_interactions(database, since=now - config.training.history)
+    interactions = Interactions.from_frame(frame, items=list(catalog.ids))
+    name = choose_model(config, interactions)
+    fitted = fit_model(name, interactions)
+    fitted.popularity.counts = decayed_popularity(frame, interactions, now)
+    neighbours = fitted.model if isinstance(fitted.model, ItemKnn) else ItemKnn()
+    if neighbours is not fitted.model:
+        neighbours.fit(interactions.matrix)
+    manifest = {
+        "trained_at": now.isoformat(),
+        "users": int(interactions.matrix.shape[0]),
+        "items": int(interactions.matrix.shape[1]),
+        "interactions": len(frame),
+        "by_channel": {str(k): int(v) for k, v in frame["channel"].value_counts().items()},
+        "fit_seconds": round(fitted.seconds, 3),
+    }
+    return store.save(fitted.model, fitted.popularity, interactions.items, neighbours.similarity, manifest)

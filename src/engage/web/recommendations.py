@@ -1,0 +1,115 @@
+"""The recommendations API: a shopper's recommendations by use case, an item's related items, a re-ranked
+list. Every answer carries a recommendation id and is logged as shown on the `channel` given (see
+`engage.recommend.service`). Authenticated like the other reads: a write key as the HTTP Basic user name.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from engage.bootstrap import Engage
+from engage.recommend.service import Filters, NoModelError, Recommendations
+from engage.web.auth import WriteKeys
+
+__all__ = ["recommendations_router"]
+
+MAX_N = 100
+UseCase = Literal["for_you", "popular", "trending", "repurchase", "cart"]
+Channel = Literal["web", "email", "sms", "chat"]  # where the answer is shown (its exposure's channel)
+
+
+def _filters(
+    in_stock: bool = False,
+    category: Annotated[list[str] | None, Query(description="Only these categories (repeatable).")] = None,
+    exclude_category: Annotated[list[str] | None, Query(description="Not these categories.")] = None,
+    min_price: float | None = Query(None, ge=0),
+    max_price: float | None = Query(None, ge=0),
+    exclude_purchased: bool = False,
+    exclude_viewed: bool = False,
+    promoted: int = Query(0, ge=0, le=MAX_N, description="Slots filled from promoted products."),
+) -> Filters:
+    return Filters(
+        exclude_purchased=exclude_purchased,
+        exclude_viewed=exclude_viewed,
+        in_stock=in_stock,
+        categories=tuple(category or ()),
+        exclude_categories=tuple(exclude_category or ()),
+        min_price=min_price,
+        max_price=max_price,
+        promoted=promoted,
+    )
+
+
+class RankRequest(BaseModel):
+    user_id: str | None = None
+    items: list[str] = Field(min_length=1, max_length=1000)
+    channel: Channel = "web"
+
+
+def _view(answer: Recommendations) -> dict[str, Any]:
+    return {
+        "recommendation_id": answer.recommendation_id,
+        "use_case": answer.use_case,
+        "model_version": answer.model_version,
+        "items": [{"id": item.item_id, "score": item.score, "reason": item.reason} for item in answer.items],
+    }
+
+
+def recommendations_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
+    def authorized(request: Request) -> None:
+        write_keys.require(request)
+
+    router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)])
+    recommender = engage.recommend.recommender
+
+    @router.get("/recommendations/{user_id}")
+    def recommendations(
+        user_id: str,
+        use_case: UseCase = "for_you",
+        n: int = Query(10, ge=1, le=MAX_N),
+        items: Annotated[list[str] | None, Query(description="The cart's items (use_case=cart).")] = None,
+        window_hours: float = Query(24, gt=0, description="The trending window (use_case=trending)."),
+        channel: Channel = "web",
+        filters: Filters = Depends(_filters),
+    ) -> dict[str, Any]:
+        try:
+            if use_case == "for_you":
+                return _view(recommender.for_you(user_id, n, filters, channel=channel))
+            if use_case == "popular":
+                return _view(recommender.popular(n, filters, user=user_id, channel=channel))
+            if use_case == "trending":
+                window = timedelta(hours=window_hours)
+                return _view(recommender.trending(n, window, filters, user=user_id, channel=channel))
+            if use_case == "repurchase":
+                return _view(recommender.repurchase(user_id, n, channel=channel))
+            if not items:
+                raise HTTPException(422, "use_case=cart needs the cart's items: items=ID&items=ID")
+            return _view(recommender.cart(items, n, filters, user=user_id, channel=channel))
+        except NoModelError as exc:
+            raise HTTPException(503, str(exc)) from exc
+
+    @router.get("/related/{item_id}")
+    def related(
+        item_id: str,
+        n: int = Query(10, ge=1, le=MAX_N),
+        user_id: str | None = None,
+        channel: Channel = "web",
+        filters: Filters = Depends(_filters),
+    ) -> dict[str, Any]:
+        try:
+            return _view(recommender.related(item_id, n, filters, user=user_id, channel=channel))
+        except NoModelError as exc:
+            raise HTTPException(503, str(exc)) from exc
+
+    @router.post("/rank")
+    def rank(body: RankRequest) -> dict[str, Any]:
+        try:
+            return _view(recommender.rank(body.user_id, body.items, channel=body.channel))
+        except NoModelError as exc:
+            raise HTTPException(503, str(exc)) from exc
+
+    return router

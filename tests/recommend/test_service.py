@@ -1,0 +1,208 @@
+"""The recommender's use cases through its Python API, on a trained model, on SQLite and PostgreSQL.
+
+Shoppers' events go in through the ingestor and the stream, as in production; the model is trained from
+what the recommend consumer wrote; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from engage.bootstrap import Engage, bootstrap
+from engage.recommend.catalog import Product, write_catalog
+from engage.recommend.registry import ModelStore
+from engage.recommend.service import Filters
+from engage.recommend.training import load_interactions
+from tests.conftest import MakeWorkspace
+from tests.helpers import Clock, send, track
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+CATEGORIES = ("apparel", "books", "electronics", "outdoors", "home")
+PER_CATEGORY = 20
+
+
+def product(category: str, number: int, **overrides: object) -> Product:
+    fields: dict[str, object] = {
+        "id": f"{category}-{number:02d}",
+        "name": f"{category.title()} thing {number}",
+        "category": category,
+        "style": "plain",
+        "description": "A thing.",
+        "price": 10.0 + number,
+        "image_url": "",
+        "stock": 0 if number == 3 else 5,
+        "promoted": number == 19,
+        "created_at": NOW - timedelta(days=100),
+    }
+    return Product(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def shop(make_workspace: MakeWorkspace, database_url: str, clock: Clock) -> Iterator[Engage]:
+    """A workspace with 100 products in 5 categories and 60 shoppers who each browse two favourite
+    categories (and buy a little), trained once."""
+    workspace = make_workspace(database_url=database_url)
+    write_catalog(
+        [product(c, n) for c in CATEGORIES for n in range(PER_CATEGORY)],
+        workspace.root / "catalog" / "products.csv",
+    )
+    engage = bootstrap(workspace, clock=clock)
+    rng = random.Random(7)
+    calls = []
+    for shopper in range(60):
+        favourites = rng.sample(CATEGORIES, 2)
+        for step in range(25):
+            category = rng.choice(favourites)
+            item = f"{category}-{rng.randrange(PER_CATEGORY):02d}"
+            at = (NOW - timedelta(days=30) + timedelta(hours=shopper + step)).isoformat()
+            calls.append(track(f"s{shopper}", "ProductViewed", at, product_id=item))
+            if step % 10 == 9:
+                calls.append(track(f"s{shopper}", "OrderCompleted", at, products=[{"product_id": item}]))
+    for start in range(0, len(calls), 400):
+        send(engage, *calls[start : start + 400])
+    engage.recommend.train()
+    yield engage
+    engage.close()
+
+
+def categories_of(items: list[str]) -> list[str]:
+    return [item.split("-")[0] for item in items]
+
+
+def test_a_new_visitor_who_views_three_products_of_a_category_gets_that_category(shop: Engage) -> None:
+    recommender = shop.recommend.recommender
+    assert recommender.for_you("newcomer").items[0].reason == "popular"  # no history: popular
+    send(shop, *(track("newcomer", "ProductViewed", product_id=f"books-{n:02d}") for n in (1, 5, 9)))
+    top = recommender.for_you("newcomer", n=10, filters=Filters(exclude_viewed=True))
+    assert len(top.items) == 10
+    assert categories_of(top.item_ids).count("books") >= 6
+    assert top.items[0].reason.startswith("because you viewed Books thing")
+
+
+def test_a_new_interaction_changes_the_next_answer_without_a_retrain(shop: Engage) -> None:
+    recommender = shop.recommend.recommender
+    version = shop.recommend.store.current()
+    send(shop, *(track("s1", "ProductViewed", product_id=f"home-{n:02d}") for n in range(8)))
+    before = recommender.for_you("s1", n=10).item_ids
+    send(shop, *(track("s1", "ProductAdded", product_id=f"electronics-{n:02d}") for n in range(12)))
+    after = recommender.for_you("s1", n=10).item_ids
+    assert after != before
+    assert categories_of(after).count("electronics") > categories_of(before).count("electronics")
+    assert shop.recommend.store.current() is version  # the same model answered both
+
+
+def test_filters_narrow_every_answer(shop: Engage) -> None:
+    recommender = shop.recommend.recommender
+    answer = recommender.for_you(
+        "s2", n=50, filters=Filters(in_stock=True, categories=("books", "home"), min_price=12, max_price=25)
+    )
+    assert answer.items
+    assert set(categories_of(answer.item_ids)) <= {"books", "home"}
+    assert not any(item.endswith("-03") for item in answer.item_ids)  # out of stock
+    assert all(12 <= 10 + int(item.split("-")[1]) <= 25 for item in answer.item_ids)
+    assert "books" not in categories_of(
+        recommender.popular(n=30, filters=Filters(exclude_categories=("books",))).item_ids
+    )
+    bought = {f"apparel-{n:02d}" for n in range(4)}
+    send(shop, track("buyer", "OrderCompleted", products=[{"product_id": item} for item in bought]))
+    assert bought & set(recommender.for_you("buyer", n=100).item_ids)
+    assert not bought & set(
+        recommender.for_you("buyer", n=100, filters=Filters(exclude_purchased=True)).item_ids
+    )
+
+
+def test_promoted_slots_come_from_the_promoted_products(shop: Engage) -> None:
+    answer = shop.recommend.recommender.for_you("s3", n=10, filters=Filters(promoted=2))
+    promoted = [item for item in answer.items if item.reason == "promoted"]
+    assert len(answer.items) == 10 and len(promoted) == 2
+    assert all(item.item_id.endswith("-19") for item in promoted)
+    assert len(set(answer.item_ids)) == 10
+
+
+def test_rank_puts_unknown_items_last_unscored(shop: Engage) -> None:
+    answer = shop.recommend.recommender.rank("s4", ["books-01", "not-a-product", "home-02", "apparel-05"])
+    assert answer.item_ids[-1] == "not-a-product" and answer.items[-1].score is None
+    scores = [item.score for item in answer.items[:-1]]
+    assert scores == sorted(scores, reverse=True)  # type: ignore[type-var]
+
+
+def test_related_cart_popular_trending_and_repurchase(shop: Engage, clock: Clock) -> None:
+    recommender = shop.recommend.recommender
+    related = recommender.related("books-04", n=10)
+    assert "books-04" not in related.item_ids
+    assert categories_of(related.item_ids).count("books") >= 3
+    assert related.items[0].reason == "often together with Books thing 4"
+    cart = recommender.cart(["outdoors-01", "outdoors-02"], n=5)
+    assert not {"outdoors-01", "outdoors-02"} & set(cart.item_ids)
+    assert len(recommender.popular(n=7).items) == 7
+    send(shop, *(track(f"fan{n}", "ProductViewed", product_id="home-11") for n in range(5)))
+    assert recommender.trending(n=3, window=timedelta(hours=1)).item_ids[0] == "home-11"
+    send(shop, *(track("loyal", "OrderCompleted", products=[{"product_id": "home-07"}]) for _ in range(3)))
+    send(shop, track("loyal", "OrderCompleted", products=[{"product_id": "books-02"}]))
+    repurchase = recommender.repurchase("loyal")
+    assert repurchase.item_ids == ["home-07", "books-02"]
+    assert repurchase.items[0].reason == "you bought it 3 times"
+
+
+def test_a_new_version_is_swapped_in_by_every_process(shop: Engage, clock: Clock) -> None:
+    other_process = ModelStore(shop.recommend.store.folder)
+    first = other_process.wait()
+    assert first is not None and first.version == shop.recommend.store.current().version  # type: ignore[union-attr]
+    clock.advance(hours=1)
+    newer = shop.recommend.train()
+    assert shop.recommend.store.current() is newer
+    assert other_process.wait().version == newer.version  # type: ignore[union-attr]
+    assert [m["version"] for m in shop.recommend.store.manifests()] == [first.version, newer.version]
+
+
+def test_every_answer_for_a_shopper_is_logged_and_its_clicks_come_back_as_interactions(shop: Engage) -> None:
+    recommender = shop.recommend.recommender
+    answer = recommender.for_you("s6", n=4, channel="email")
+    recommender.popular(n=4)  # for no shopper: nothing to attribute, not logged
+    send(shop)
+    shown = [event for event in shop.log.read(0, limit=100_000) if event.event == "RecommendationShown"]
+    assert len(shown) == 1
+    assert shown[0].channel == "email" and shown[0].user_id == "s6"
+    assert shown[0].properties["recommendation_id"] == answer.recommendation_id
+    assert shown[0].properties["items"] == answer.item_ids
+    clicked = answer.item_ids[0]
+    send(
+        shop,
+        {
+            "type": "track",
+            "userId": "s6",
+            "event": "RecommendationClicked",
+            "properties": {"recommendation_id": answer.recommendation_id, "product_id": clicked},
+            "context": {"channel": "email"},
+        },
+    )
+    frame = load_interactions(shop.database)
+    click = frame[(frame["event"] == "RecommendationClicked")]
+    assert click[["item_id", "channel", "weight"]].values.tolist() == [[clicked, "email", 2.0]]
+
+
+def test_retraining_is_scheduled_with_missed_runs_coalesced(shop: Engage, clock: Clock) -> None:
+    scheduler = BackgroundScheduler(timezone=UTC)
+    shop.recommend.schedule(scheduler)
+    scheduler.start(paused=True)
+    try:
+        job = scheduler.get_job("recommend-train")
+        assert job.trigger.interval == timedelta(hours=6)  # training.every, the default
+        assert job.coalesce and job.max_instances == 1
+        assert job.trigger.start_date == NOW + timedelta(hours=6)  # a version exists: the next one in 6 h
+        before = shop.recommend.store.current()
+        clock.advance(hours=6)
+        job.func()
+        assert shop.recommend.store.current() is not before
+    finally:
+        scheduler.shutdown(wait=False)

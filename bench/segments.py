@@ -57,7 +57,7 @@ from ingest import cpu_seconds, free_port, wait_healthy
 from sqlalchemy import text
 
 from engage.bootstrap import Engage, bootstrap
-from engage.cli._serving import tune_gc
+from engage.cli._serving import tune_process
 from engage.events.consumers import Consumer, deliver, offset_of
 from engage.segments.compare import matches
 from engage.segments.consumer import SegmentClock
@@ -955,7 +955,7 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, phase after phase
         # -- 1. workload ------------------------------------------------------------------------
         phase("1. loading")
         engage = bootstrap(workspace, clock=FrozenClock(now))
-        tune_gc()  # the collector tuned as in `engage worker` and `engage serve`, which run these consumers
+        tune_process()  # as `engage worker` and `engage serve` run these consumers (collector, BLAS)
         engine = engage.segments.engine
         segments = list(engine.segments.values())
         print(f"  {len(segments)} segments: {', '.join(engine.segments)}")

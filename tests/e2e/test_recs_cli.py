@@ -3,6 +3,8 @@ catalog) with a few shoppers' events ingested and delivered to the real consumer
 
 from __future__ import annotations
 
+import json
+
 from engage.bootstrap import bootstrap
 from engage.cli.main import main
 from engage.workspace import Workspace
@@ -32,3 +34,21 @@ def test_train_then_recommend_and_list_versions(make_workspace: MakeWorkspace, c
     assert out.count("books-") == 3 and "because you viewed" in out
     assert run(workspace, "versions") == 0
     assert "popularity" in capsys.readouterr().out
+
+
+def test_evaluate_writes_the_table_json_and_chart(make_workspace: MakeWorkspace, capsys) -> None:
+    workspace = make_workspace()
+    args = ("evaluate", "--dataset", "generated", "--protocol", "personalize")
+    assert run(workspace, *args, "--model", "popularity", "--model", "itemknn") == 0
+    out = capsys.readouterr().out
+    assert "generated, personalize protocol" in out and "itemknn" in out
+    folder = workspace.root / "var" / "evaluations"
+    report = json.loads((folder / "generated-personalize.json").read_text())
+    ndcg = {
+        row["model"]: row["metrics"]["normalized_discounted_cumulative_gain_at_10"]
+        for row in report["results"]
+    }
+    assert set(ndcg) == {"popularity", "itemknn"} and ndcg["itemknn"] > ndcg["popularity"]
+    assert (folder / "generated-personalize.png").read_bytes().startswith(b"\x89PNG")
+    assert run(workspace, *args, "--model", "deep") == 1
+    assert "unknown model deep; the models are popularity, itemknn, ease, als, bpr" in capsys.readouterr().err

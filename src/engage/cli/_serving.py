@@ -8,11 +8,12 @@ import signal
 import threading
 
 import uvicorn
+from threadpoolctl import threadpool_limits
 
 from engage.bootstrap import Engage
 from engage.web import create_app
 
-__all__ = ["stop_on_signals", "serve_until_stopped", "tune_gc"]
+__all__ = ["stop_on_signals", "serve_until_stopped", "tune_process"]
 
 log = logging.getLogger("engage")
 
@@ -28,19 +29,23 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def tune_gc() -> None:
-    """Ingestion allocates many short-lived dicts; with the default threshold (700) the cyclic collector
-    runs every few events and rescans every long-lived object imported at start-up. Freeze those and
-    collect young objects less often: measured 15-25% more events/s (bench/ingest.py)."""
+def tune_process() -> None:
+    """Settings of a serving process. Ingestion allocates many short-lived dicts; with the default
+    threshold (700) the cyclic collector runs every few events and rescans every long-lived object imported
+    at start-up. Freeze those and collect young objects less often: measured 15-25% more events/s
+    (bench/ingest.py)."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    # One BLAS thread: scoring one shopper is a small matrix product, and a second BLAS thread competing
+    # with the request threads for two cores took numpy scoring's p99 from 0.2 ms to 12-34 ms.
+    threadpool_limits(1, "blas")
 
 
 def serve_until_stopped(engage: Engage, host: str, port: int, *, with_worker: bool) -> None:
     stop = threading.Event()
     stop_on_signals(stop)
-    tune_gc()
+    tune_process()
     worker = None
     if with_worker:
         worker = threading.Thread(target=engage.work, args=(stop,), name="worker")

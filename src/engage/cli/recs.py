@@ -1,10 +1,12 @@
-"""`engage recs train|recommend|versions`: the recommender's models and answers from the command line."""
+"""`engage recs train|recommend|versions|evaluate`: the recommender's models, answers and measures."""
 
 from __future__ import annotations
 
 import contextlib
+from enum import StrEnum
 from pathlib import Path
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -12,11 +14,21 @@ from rich.table import Table
 from engage.cli._context import open_engage
 from engage.cli._options import WorkspaceOption
 from engage.errors import EngageError
+from engage.recommend.evaluation import (
+    evaluate,
+    generated_interactions,
+    movielens_100k,
+    table_text,
+    write_report,
+)
 from engage.recommend.service import Filters, NoModelError, Recommendations
+from engage.recommend.training import MODELS, load_interactions
 
 __all__ = ["register"]
 
-recs_app = typer.Typer(help="Recommendations: train, look at what a shopper would get.", no_args_is_help=True)
+recs_app = typer.Typer(
+    help="Recommendations: train, evaluate, look at what a shopper would get.", no_args_is_help=True
+)
 
 
 @recs_app.command("train")
@@ -65,6 +77,59 @@ def versions(workspace: Path | None = WorkspaceOption) -> None:
             f"{manifest['interactions']:,}", f"{manifest['fit_seconds']:.1f}",
         )  # fmt: skip
     Console().print(table)
+
+
+class Dataset(StrEnum):
+    workspace = "workspace"
+    generated = "generated"
+    movielens = "movielens"
+
+
+class Protocol(StrEnum):
+    personalize = "personalize"
+    leave_last_out = "leave-last-out"
+
+
+@recs_app.command("evaluate")
+def evaluate_command(
+    dataset: Dataset = typer.Option(
+        Dataset.workspace, "--dataset", help="Whose interactions to evaluate on."
+    ),
+    protocol: list[Protocol] = typer.Option(
+        [Protocol.personalize, Protocol.leave_last_out], "--protocol", help="Split (repeatable)."
+    ),
+    model: list[str] = typer.Option([], "--model", help="Only these models (repeatable; default: all)."),
+    seed: int = typer.Option(0, "--seed"),
+    workspace: Path | None = WorkspaceOption,
+) -> None:
+    """Every model (and the baselines) on one split, side by side: Personalize's metrics, a table, JSON and
+    a chart under var/evaluations/. MovieLens-100K is read from the recbole wheel, downloaded once into
+    var/cache/ (its licence forbids redistribution: it is never committed)."""
+    unknown = sorted(set(model) - set(MODELS))
+    if unknown:
+        raise EngageError(f"unknown model {', '.join(unknown)}; the models are {', '.join(MODELS)}")
+    factories = [MODELS[name] for name in (model or list(MODELS))]
+    with contextlib.closing(open_engage(workspace)) as engage:
+        var = engage.workspace.var_dir
+        if dataset is Dataset.workspace:
+            frame = load_interactions(engage.database)
+            interactions = pd.DataFrame(
+                {
+                    "user": frame["profile_id"],
+                    "item": frame["item_id"],
+                    "weight": frame["weight"].astype(float),
+                    "timestamp": pd.to_datetime(frame["at"], utc=True).astype("int64") // 1_000_000_000,
+                }
+            )
+        elif dataset is Dataset.generated:
+            interactions = generated_interactions(seed=seed)
+        else:
+            interactions = movielens_100k(var / "cache")
+    for split in protocol:
+        evaluation = evaluate(interactions, factories, split.value, seed=seed, name=dataset.value)
+        files = write_report(evaluation, var / "evaluations")
+        typer.echo(table_text(evaluation))
+        typer.echo(f"written: {files.table}, {files.json}, {files.chart}")
 
 
 def _print(answer: Recommendations, names: dict[str, str]) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from engage.cli._context import open_engage, setup_logging
 from engage.cli._options import WorkspaceOption
-from engage.cli._serving import stop_on_signals, tune_gc
+from engage.cli._serving import stop_on_signals, tune_process
 
 log = logging.getLogger("engage.worker")
 
@@ -21,7 +21,7 @@ def worker(workspace: Path | None = WorkspaceOption) -> None:
     engage = open_engage(workspace)
     stop = threading.Event()
     stop_on_signals(stop)
-    tune_gc()
+    tune_process()
     log.info(
         "worker started: stream %s, consumers %s", engage.stream.name, ", ".join(engage.consumers.names())
     )

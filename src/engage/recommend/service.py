@@ -171,10 +171,10 @@ class Recommender:
         profile_id, history = self._history(user, version)
         if not len(history.items):
             return self._answer("for_you", version, profile_id, prepared, version.popularity.counts, n,
-                                filters, history, lambda _: "popular")  # fmt: skip
+                                filters, history, _always("popular"))  # fmt: skip
         scores = version.model.score(history.row(len(version.items)))[0]
         return self._answer("for_you", version, profile_id, prepared, scores, n, filters, history,
-                            lambda item: prepared.reason(item, history))  # fmt: skip
+                            lambda top: prepared.reasons(top, history))  # fmt: skip
 
     @_exposed
     def related(
@@ -190,13 +190,13 @@ class Recommender:
         exclude = np.array([position] if position is not None else [], dtype=np.int64)
         if scores is None or not scores.any():
             return self._answer("related", version, profile_id, prepared, version.popularity.counts, n,
-                                filters, history, lambda _: "popular", exclude)  # fmt: skip
+                                filters, history, _always("popular"), exclude)  # fmt: skip
         if len(history.items):
             mine = version.model.score(history.row(len(version.items)))[0]
             scores = 0.7 * _unit(scores) + 0.3 * _unit(mine)
         name = self.catalog[item_id].name if item_id in self.catalog else item_id
         return self._answer("related", version, profile_id, prepared, scores, n, filters, history,
-                            lambda _: f"often together with {name}", exclude)  # fmt: skip
+                            _always(f"often together with {name}"), exclude)  # fmt: skip
 
     @_exposed
     def cart(
@@ -211,16 +211,16 @@ class Recommender:
         empty = _History(np.zeros(0, dtype=np.int64), np.zeros(0), [], [])
         if not scores.any():
             return self._answer("cart", version, None, prepared, version.popularity.counts, n, filters,
-                                empty, lambda _: "popular", np.array(positions, dtype=np.int64))  # fmt: skip
+                                empty, _always("popular"), np.array(positions, dtype=np.int64))  # fmt: skip
         return self._answer("cart", version, None, prepared, scores, n, filters, empty,
-                            lambda _: "goes with your cart", np.array(positions, dtype=np.int64))  # fmt: skip
+                            _always("goes with your cart"), np.array(positions, dtype=np.int64))  # fmt: skip
 
     @_exposed
     def popular(self, n: int = 10, filters: Filters = Filters(), user: str | None = None) -> Recommendations:
         version, prepared = self._version()
         empty = _History(np.zeros(0, dtype=np.int64), np.zeros(0), [], [])
         return self._answer("popular", version, None, prepared, version.popularity.counts, n, filters,
-                            empty, lambda _: "popular")  # fmt: skip
+                            empty, _always("popular"))  # fmt: skip
 
     @_exposed
     def rank(self, user: str | None, item_ids: Sequence[str]) -> Recommendations:
@@ -294,7 +294,7 @@ class Recommender:
                 scores[position] = (recent - before) / (before + 1.0)
         empty = _History(np.zeros(0, dtype=np.int64), np.zeros(0), [], [])
         return self._answer("trending", version, None, prepared, scores, n, filters, empty,
-                            lambda _: "trending", only_positive=True)  # fmt: skip
+                            _always("trending"), only_positive=True)  # fmt: skip
 
     # -- shared steps ------------------------------------------------------------------------------
 
@@ -354,7 +354,7 @@ class Recommender:
         n: int,
         filters: Filters,
         history: _History,
-        reason: Callable[[int], str],
+        explain: Callable[[np.ndarray], list[str]],
         exclude: np.ndarray | None = None,
         only_positive: bool = False,
     ) -> Recommendations:
@@ -367,13 +367,14 @@ class Recommender:
         if filters.promoted:
             promoted = _top(scores, allowed & prepared.promoted, filters.promoted)
             top = _with_promotions(top, promoted, n)
+        reasons = explain(top)
         items = [
             RecommendedItem(
                 str(version.items[position]),
                 float(scores[position]),
-                "promoted" if prepared.promoted[position] and filters.promoted else reason(position),
+                "promoted" if prepared.promoted[position] and filters.promoted else why,
             )
-            for position in top
+            for position, why in zip(top, reasons, strict=True)
         ]
         return Recommendations(use_case, items, version.version, profile_id)
 
@@ -425,15 +426,26 @@ class _Prepared:
     def neighbours(self, position: int) -> np.ndarray:
         return np.asarray(self.version.neighbours[position].toarray()).ravel()
 
-    def reason(self, position: int, history: _History) -> str:
-        """'because you viewed X': the history item most similar to the recommended one."""
-        column = np.asarray(self.version.neighbours[history.items, position].toarray()).ravel()
-        if not column.any():
-            return "picked for you"
-        best = int(np.argmax(column))
-        item = str(self.version.items[history.items[best]])
-        name = self.catalog[item].name if item in self.catalog else item
-        return f"because you {_VERBS.get(history.events[best], 'looked at')} {name}"
+    def reasons(self, top: np.ndarray, history: _History) -> list[str]:
+        """'because you viewed X' for each recommended item: the history item most similar to it (one
+        sparse slice for all of them: indexing the matrix item by item costs more than the scoring)."""
+        if not len(top):
+            return []
+        similar = self.version.neighbours[history.items].toarray()[:, top]
+        best = similar.argmax(axis=0)
+        reasons = []
+        for column, row in enumerate(best):
+            if similar[row, column] <= 0:
+                reasons.append("picked for you")
+                continue
+            item = str(self.version.items[history.items[row]])
+            name = self.catalog[item].name if item in self.catalog else item
+            reasons.append(f"because you {_VERBS.get(history.events[row], 'looked at')} {name}")
+        return reasons
+
+
+def _always(reason: str) -> Callable[[np.ndarray], list[str]]:
+    return lambda top: [reason] * len(top)
 
 
 def _unit(scores: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ class Ease:
         inverse = linalg.inv(gram, overwrite_a=True, check_finite=False)
         weights = -inverse / np.diag(inverse)
         weights[np.diag_indices(items)] = 0.0
-        self.weights = weights.astype(np.float32)
+        self.weights = np.ascontiguousarray(weights, dtype=np.float32)  # C order: sparse @ dense copies F order
 
     def score(self, histories: sparse.csr_matrix) -> np.ndarray:
         return np.asarray((histories > 0).astype(np.float32) @ self.weights)

@@ -27,12 +27,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy import sparse
-from sqlalchemy import text
 
 from engage.bootstrap import bootstrap
 from engage.cli._serving import tune_process
 from engage.recommend.catalog import Product, write_catalog
+from engage.recommend.training import load_interactions
 from engage.store.codec import time_param
 from engage.workspace import Workspace, init_workspace
 
@@ -167,40 +168,49 @@ def main() -> None:
             limit.append((time.perf_counter() - started) * 1000)
         p50, p99 = percentile(served, 0.5), percentile(served, 0.99)
         l50, l99 = percentile(limit, 0.5), percentile(limit, 0.99)
-        print(f"2. for_you in-process: p50 {p50:.2f} ms, p99 {p99:.2f} ms; "
-              f"numpy scoring + argpartition: p50 {l50:.2f} ms, p99 {l99:.2f} ms; ratio p99 {p99 / l99:.1f}x")  # fmt: skip
+        print(
+            f"2. for_you in-process: p50 {p50:.2f} ms, p99 {p99:.2f} ms; numpy scoring + argpartition: "
+            f"p50 {l50:.2f} ms, p99 {l99:.2f} ms; ratio p99 {p99 / l99:.1f}x"
+        )
 
-        with engage.database.read() as connection:
-            rows = connection.execute(
-                text("SELECT profile_id, item_id, weight FROM rec_interactions")
-            ).fetchall()
         began = time.perf_counter()
-        profiles = sorted({row[0] for row in rows})
-        position = {profile: n for n, profile in enumerate(profiles)}
+        frame = load_interactions(engage.database)
+        users, _ = pd.factorize(frame["profile_id"])
         histories = sparse.csr_matrix(
             (
-                np.array([row[2] for row in rows], dtype=np.float32),
-                ([position[row[0]] for row in rows], [version.item_index[row[1]] for row in rows]),
+                frame["weight"].to_numpy(np.float32),
+                (users, pd.Index(version.items).get_indexer(frame["item_id"])),
             ),
-            shape=(len(profiles), size),
+            shape=(users.max() + 1, size),
         )
+        read_seconds = time.perf_counter() - began
+        began = time.perf_counter()
         scored = 0
-        for start in range(0, len(profiles), 1000):
+        for start in range(0, histories.shape[0], 1000):
             block = version.model.score(histories[start : start + 1000])
             np.argpartition(-block, 10, axis=1)[:, :10]
             scored += block.shape[0]
-        batch_seconds = time.perf_counter() - began
+        score_seconds = time.perf_counter() - began
+        batch_rate = scored / (read_seconds + score_seconds)
         print(
-            f"3. campaign batch scoring: {scored / batch_seconds:,.0f} shoppers/s ({scored:,} in {batch_seconds:.1f} s)"
+            f"3. campaign batch scoring: {batch_rate:,.0f} shoppers/s ({scored:,} in "
+            f"{read_seconds + score_seconds:.1f} s: histories read {read_seconds:.1f} s, "
+            f"scored with their top 10 {score_seconds:.1f} s)"
         )
         engage.close()
-        print()
-        print(f"{'figure':<34} {'value':>14}  target")
-        print(f"{'for_you p99 in-process':<34} {p99:>11.2f} ms  < {TARGET_P99_MS} ms "
-              f"{'PASS' if p99 < TARGET_P99_MS else 'FAIL'}")  # fmt: skip
-        print(f"{'campaign batch scoring':<34} {scored / batch_seconds:>9,.0f} users/s  >= {TARGET_BATCH_USERS:,} "
-              f"{'PASS' if scored / batch_seconds >= TARGET_BATCH_USERS else 'FAIL'}")  # fmt: skip
-        print(f"{'retrain':<34} {train_seconds:>12.1f} s  report only")
+        rows = [
+            ("for_you p99 in-process", f"{p99:.2f} ms", f"< {TARGET_P99_MS} ms", p99 < TARGET_P99_MS),
+            (
+                "campaign batch scoring",
+                f"{batch_rate:,.0f} users/s",
+                f">= {TARGET_BATCH_USERS:,} users/s",
+                batch_rate >= TARGET_BATCH_USERS,
+            ),
+            ("retrain", f"{train_seconds:.1f} s", "report only", None),
+        ]
+        print(f"\n{'figure':<26} {'value':>16}  {'target':<18} result")
+        for figure, value, target, ok in rows:
+            print(f"{figure:<26} {value:>16}  {target:<18} {'-' if ok is None else 'PASS' if ok else 'FAIL'}")
     finally:
         if args.keep:
             print(f"workspace kept: {root}")

@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
-from sqlalchemy import text
 
 from engage.recommend.catalog import Catalog
 from engage.recommend.config import RecommenderConfig
@@ -72,16 +72,30 @@ class Interactions:
         return cls(np.asarray(users, dtype=object), np.asarray(item_ids, dtype=object), matrix)
 
 
-def load_interactions(database: Database, since: datetime | None = None) -> pd.DataFrame:
-    """profile_id, item_id, weight, channel, event, at of every interaction since `since`."""
-    query = "SELECT profile_id, item_id, weight, channel, event, at FROM rec_interactions"
-    params = {}
+INTERACTION_COLUMNS = ("profile_id", "item_id", "weight", "channel", "event", "at")
+
+
+def load_interactions(
+    database: Database, since: datetime | None = None, columns: Sequence[str] = INTERACTION_COLUMNS
+) -> pd.DataFrame:
+    """`columns` of every interaction since `since`. Read through the driver's cursor: millions of rows
+    as SQLAlchemy Row objects cost more than the training they feed."""
+    unknown = set(columns) - set(INTERACTION_COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown columns {sorted(unknown)}")
+    query = f"SELECT {', '.join(columns)} FROM rec_interactions"
+    params: tuple[Any, ...] = ()
     if since is not None:
-        query += " WHERE at >= :since"
-        params["since"] = time_param(since, database.is_sqlite)
+        query += " WHERE at >= " + ("?" if database.is_sqlite else "%s")
+        params = (time_param(since, database.is_sqlite),)
     with database.read() as connection:
-        rows = connection.execute(text(query), params).fetchall()
-    return pd.DataFrame(rows, columns=["profile_id", "item_id", "weight", "channel", "event", "at"])
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(query, params)
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    return pd.DataFrame(rows, columns=list(columns))
 
 
 def choose_model(config: RecommenderConfig, interactions: Interactions) -> str:

@@ -30,7 +30,8 @@ class Ease:
         inverse = linalg.inv(gram, overwrite_a=True, check_finite=False)
         weights = -inverse / np.diag(inverse)
         weights[np.diag_indices(items)] = 0.0
-        self.weights = np.ascontiguousarray(weights, dtype=np.float32)  # C order: sparse @ dense copies F order
+        # C order: scipy copies a Fortran-ordered matrix at every sparse @ dense product.
+        self.weights = np.ascontiguousarray(weights, dtype=np.float32)
 
     def score(self, histories: sparse.csr_matrix) -> np.ndarray:
         return np.asarray((histories > 0).astype(np.float32) @ self.weights)

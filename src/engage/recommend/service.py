@@ -400,6 +400,8 @@ class _Prepared:
         self.price = column(catalog.price, np.nan, np.float64)
         self.stock = column(catalog.stock, 0, np.int64)
         self.promoted = column(catalog.promoted, False, np.bool_)
+        self._by_column = version.neighbours.tocsc()
+        """The similarities by recommended item: explaining ten items reads ten columns."""
         self.category = column(np.asarray(catalog.categories, dtype=object)[catalog.category_codes]
                                if len(catalog) else np.zeros(0, dtype=object), None, object)  # fmt: skip
 
@@ -427,11 +429,11 @@ class _Prepared:
         return np.asarray(self.version.neighbours[position].toarray()).ravel()
 
     def reasons(self, top: np.ndarray, history: _History) -> list[str]:
-        """'because you viewed X' for each recommended item: the history item most similar to it (one
-        sparse slice for all of them: indexing the matrix item by item costs more than the scoring)."""
+        """'because you viewed X' for each recommended item: the history item most similar to it (the
+        answer's columns, then the history's rows: indexing item by item costs more than the scoring)."""
         if not len(top):
             return []
-        similar = self.version.neighbours[history.items].toarray()[:, top]
+        similar = self._by_column[:, top].tocsr()[history.items].toarray()
         best = similar.argmax(axis=0)
         reasons = []
         for column, row in enumerate(best):

@@ -69,8 +69,11 @@ class Recommend:
         )
 
     def train(self) -> ModelVersion:
-        """A new model version from the interactions so far, served from now on."""
-        return train_version(self.database, self.store, self.config, self.catalog, self.clock())
+        """A new model version from the interactions so far, served from now on; the oldest versions
+        beyond the last few are removed (an EASE version of 10,000 items is 400 MB)."""
+        version = train_version(self.database, self.store, self.config, self.catalog, self.clock())
+        self.store.prune()
+        return version
 
     def schedule(self, scheduler: BaseScheduler) -> None:
         """Retrain every `training.every` (and once soon after start when no version exists yet). Runs

@@ -29,6 +29,7 @@ from engage.store.codec import time_param
 __all__ = ["Filters", "RecommendedItem", "Recommendations", "Recommender", "NoModelError"]
 
 PURCHASE_EVENTS = frozenset({"OrderCompleted"})
+_PURCHASES = ", ".join(f"'{event}'" for event in sorted(PURCHASE_EVENTS))  # constants, for SQL
 SHOWN_EVENT = "RecommendationShown"
 _VERBS = {
     "ProductViewed": "viewed",
@@ -86,7 +87,10 @@ class _History:
     """Model positions, latest first (an item once per interaction)."""
     weights: np.ndarray
     events: list[str]
-    all_ids: list[str]
+
+    @classmethod
+    def empty(cls) -> _History:
+        return cls(np.zeros(0, dtype=np.int64), np.zeros(0), [])
 
     def row(self, size: int) -> sparse.csr_matrix:
         matrix = sparse.csr_matrix(
@@ -208,7 +212,7 @@ class Recommender:
         scores = np.zeros(len(version.items), dtype=np.float32)
         for position in positions:
             scores += prepared.neighbours(position)
-        empty = _History(np.zeros(0, dtype=np.int64), np.zeros(0), [], [])
+        empty = _History.empty()
         if not scores.any():
             return self._answer("cart", version, None, prepared, version.popularity.counts, n, filters,
                                 empty, _always("popular"), np.array(positions, dtype=np.int64))  # fmt: skip
@@ -218,7 +222,7 @@ class Recommender:
     @_exposed
     def popular(self, n: int = 10, filters: Filters = Filters(), user: str | None = None) -> Recommendations:
         version, prepared = self._version()
-        empty = _History(np.zeros(0, dtype=np.int64), np.zeros(0), [], [])
+        empty = _History.empty()
         return self._answer("popular", version, None, prepared, version.popularity.counts, n, filters,
                             empty, _always("popular"))  # fmt: skip
 
@@ -252,7 +256,7 @@ class Recommender:
             rows = connection.execute(
                 text(
                     "SELECT item_id, count(*) AS times, max(at) AS latest FROM rec_interactions "
-                    "WHERE profile_id = :profile AND event IN ('OrderCompleted') "
+                    f"WHERE profile_id = :profile AND event IN ({_PURCHASES}) "
                     "GROUP BY item_id ORDER BY times DESC, latest DESC LIMIT :n"
                 ),
                 {"profile": profile_id, "n": n},
@@ -292,7 +296,7 @@ class Recommender:
             position = version.item_index.get(item)
             if position is not None and recent > before:
                 scores[position] = (recent - before) / (before + 1.0)
-        empty = _History(np.zeros(0, dtype=np.int64), np.zeros(0), [], [])
+        empty = _History.empty()
         return self._answer("trending", version, None, prepared, scores, n, filters, empty,
                             _always("trending"), only_positive=True)  # fmt: skip
 
@@ -326,7 +330,7 @@ class Recommender:
     def _history(self, user: str | None, version: ModelVersion) -> tuple[str | None, _History]:
         profile_id = self._profile(user)
         if profile_id is None:
-            return None, _History(np.zeros(0, dtype=np.int64), np.zeros(0), [], [])
+            return None, _History.empty()
         with self.database.read() as connection:
             rows = connection.execute(
                 text(
@@ -341,7 +345,6 @@ class Recommender:
             np.array([position for position, _, _ in known], dtype=np.int64),
             np.array([weight for _, weight, _ in known], dtype=np.float64),
             [event for _, _, event in known],
-            [item for item, _, _ in rows],
         )
 
     def _answer(

@@ -21,6 +21,7 @@ from engage.bootstrap import Engage
 from engage.events.ingest import IngestResult, PayloadTooLarge
 from engage.events.schema import InvalidEvent
 from engage.profiles import profile_view
+from engage.recommend.service import NoModelError
 from engage.web.auth import WriteKeys
 from engage.web.recommendations import recommendations_router
 from engage.web.segments import segments_router
@@ -88,6 +89,10 @@ def create_app(engage: Engage) -> FastAPI:
     @app.exception_handler(InvalidEvent)
     async def _invalid(_request: Request, exc: InvalidEvent) -> Response:
         return _error(400, exc.message, field=exc.field)
+
+    @app.exception_handler(NoModelError)
+    async def _no_model(_request: Request, exc: NoModelError) -> Response:
+        return _error(503, str(exc))
 
     @app.exception_handler(HTTPException)
     async def _http(_request: Request, exc: HTTPException) -> Response:

@@ -1,6 +1,7 @@
 """The recommendations API: a shopper's recommendations by use case, an item's related items, a re-ranked
 list. Every answer carries a recommendation id and is logged as shown on the `channel` given (see
 `engage.recommend.service`). Authenticated like the other reads: a write key as the HTTP Basic user name.
+Before the first training, every answer is a 503 (`engage.web.app` maps NoModelError).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from engage.bootstrap import Engage
-from engage.recommend.service import Filters, NoModelError, Recommendations
+from engage.recommend.service import Filters, Recommendations
 from engage.web.auth import WriteKeys
 
 __all__ = ["recommendations_router"]
@@ -76,21 +77,18 @@ def recommendations_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
         channel: Channel = "web",
         filters: Filters = Depends(_filters),
     ) -> dict[str, Any]:
-        try:
-            if use_case == "for_you":
-                return _view(recommender.for_you(user_id, n, filters, channel=channel))
-            if use_case == "popular":
-                return _view(recommender.popular(n, filters, user=user_id, channel=channel))
-            if use_case == "trending":
-                window = timedelta(hours=window_hours)
-                return _view(recommender.trending(n, window, filters, user=user_id, channel=channel))
-            if use_case == "repurchase":
-                return _view(recommender.repurchase(user_id, n, channel=channel))
-            if not items:
-                raise HTTPException(422, "use_case=cart needs the cart's items: items=ID&items=ID")
-            return _view(recommender.cart(items, n, filters, user=user_id, channel=channel))
-        except NoModelError as exc:
-            raise HTTPException(503, str(exc)) from exc
+        if use_case == "for_you":
+            return _view(recommender.for_you(user_id, n, filters, channel=channel))
+        if use_case == "popular":
+            return _view(recommender.popular(n, filters, user=user_id, channel=channel))
+        if use_case == "trending":
+            window = timedelta(hours=window_hours)
+            return _view(recommender.trending(n, window, filters, user=user_id, channel=channel))
+        if use_case == "repurchase":
+            return _view(recommender.repurchase(user_id, n, channel=channel))
+        if not items:
+            raise HTTPException(422, "use_case=cart needs the cart's items: items=ID&items=ID")
+        return _view(recommender.cart(items, n, filters, user=user_id, channel=channel))
 
     @router.get("/related/{item_id}")
     def related(
@@ -100,16 +98,10 @@ def recommendations_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
         channel: Channel = "web",
         filters: Filters = Depends(_filters),
     ) -> dict[str, Any]:
-        try:
-            return _view(recommender.related(item_id, n, filters, user=user_id, channel=channel))
-        except NoModelError as exc:
-            raise HTTPException(503, str(exc)) from exc
+        return _view(recommender.related(item_id, n, filters, user=user_id, channel=channel))
 
     @router.post("/rank")
     def rank(body: RankRequest) -> dict[str, Any]:
-        try:
-            return _view(recommender.rank(body.user_id, body.items, channel=body.channel))
-        except NoModelError as exc:
-            raise HTTPException(503, str(exc)) from exc
+        return _view(recommender.rank(body.user_id, body.items, channel=body.channel))
 
     return router

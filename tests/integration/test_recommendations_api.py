@@ -41,6 +41,13 @@ def api(make_workspace: MakeWorkspace, database_url: str) -> Iterator[Api]:
     write_catalog(
         [product(c, n) for c in CATEGORIES for n in range(10)], workspace.root / "catalog/products.csv"
     )
+    (workspace.root / "offers.yml").write_text(  # the shipped offers name the demo catalog's products
+        "offers:\n"
+        "  - {id: home-5, description: 5 off home, coupon: HOME5, discount: {amount: 5},\n"
+        "     scope: {category: home}}\n"
+        "  - {id: hello, description: 10% off, coupon: HELLO10, discount: {percent: 10}, scope: all,\n"
+        "     fallback: true, priority: 1}\n"
+    )
     engage = bootstrap(workspace)
     try:
         rng = random.Random(3)
@@ -79,6 +86,10 @@ def test_recommendations_by_use_case_with_filters(api: Api) -> None:
     assert len(popular["items"]) == 3 and all(item["reason"] == "popular" for item in popular["items"])
     cart = get(api, "/v1/recommendations/s1", use_case="cart", items=["home-01"], n=3)
     assert "home-01" not in [item["id"] for item in cart["items"]]
+    offer = get(api, "/v1/recommendations/nobody-yet", use_case="offer", n=2)["items"]
+    assert [item["id"] for item in offer] == ["hello"]
+    assert offer[0]["offer"] == {"description": "10% off", "coupon": "HELLO10", "discount": "10% off",
+                                 "scope": "all products"}  # fmt: skip
     response = api.session.get(f"{api.url}/v1/recommendations/s1", params={"use_case": "cart"}, timeout=30)
     assert response.status_code == 422 and "items" in response.text
     settled(api.engage)

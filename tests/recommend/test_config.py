@@ -29,7 +29,7 @@ def test_problems_name_the_line_and_the_key(tmp_path: Path) -> None:
         "recommender.yml:2: interactions.ProductViewed: Input should be greater than 0",
         "recommender.yml:5: training.model: Input should be 'auto', 'popularity', 'itemknn', 'ease', 'als' "
         "or 'bpr' (got 'deep')",
-        "recommender.yml:6: unknown key 'histroy'; known keys: history",
+        "recommender.yml:6: unknown key 'histroy'; known keys: history, exploration, offers",
     ]
     (tmp_path / "recommender.yml").write_text("training:\n  every: 2h\n")
     assert load_recommender_config(tmp_path).training.every == timedelta(hours=2)

@@ -19,7 +19,7 @@ from engage.recommend.registry import ModelStore
 from engage.recommend.service import Filters
 from engage.recommend.training import load_interactions
 from tests.conftest import MakeWorkspace
-from tests.helpers import Clock, send, track
+from tests.helpers import Clock, identify, send, track
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 CATEGORIES = ("apparel", "books", "electronics", "outdoors", "home")
@@ -42,6 +42,26 @@ def product(category: str, number: int, **overrides: object) -> Product:
     return Product(**{**fields, **overrides})  # type: ignore[arg-type]
 
 
+OFFERS = """
+offers:
+  - {id: books-20, description: 20% off books, coupon: BOOKS20, discount: {percent: 20},
+     scope: {category: books}, preference: 0.9}
+  - {id: outdoors-10, description: 10 off outdoors, coupon: OUT10, discount: {amount: 10},
+     scope: {category: outdoors}, preference: 0.8}
+  - {id: gone, description: over, coupon: GONE, discount: {percent: 50}, scope: {category: books},
+     ends: 2026-01-01}
+  - {id: welcome, description: 10% off, coupon: WELCOME10, discount: {percent: 10}, scope: all,
+     fallback: true, priority: 1}
+"""
+BOOKWORMS = """
+name: bookworms
+description: Shoppers whose persona is bookworm.
+condition:
+  trait: persona
+  eq: bookworm
+"""
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock(NOW)
@@ -52,10 +72,13 @@ def shop(make_workspace: MakeWorkspace, database_url: str, clock: Clock) -> Iter
     """A workspace with 100 products in 5 categories and 60 shoppers who each browse two favourite
     categories (and buy a little), trained once."""
     workspace = make_workspace(database_url=database_url)
+    new = [product("home", n, created_at=NOW - timedelta(days=2)) for n in (20, 21)]
     write_catalog(
-        [product(c, n) for c in CATEGORIES for n in range(PER_CATEGORY)],
+        [product(c, n) for c in CATEGORIES for n in range(PER_CATEGORY)] + new,
         workspace.root / "catalog" / "products.csv",
     )
+    (workspace.root / "offers.yml").write_text(OFFERS)
+    (workspace.root / "segments" / "bookworms.yml").write_text(BOOKWORMS)
     engage = bootstrap(workspace, clock=clock)
     rng = random.Random(7)
     calls = []
@@ -206,3 +229,64 @@ def test_retraining_is_scheduled_with_missed_runs_coalesced(shop: Engage, clock:
         assert shop.recommend.store.current() is not before
     finally:
         scheduler.shutdown(wait=False)
+
+
+def test_the_offer_follows_what_the_shopper_likes_and_falls_back_by_rule(shop: Engage) -> None:
+    recommender = shop.recommend.recommender
+    send(shop, *(track("reader", "ProductViewed", product_id=f"books-{n:02d}") for n in range(6)))
+    offers = recommender.offer("reader", n=3, channel="web")
+    assert offers.item_ids[0] == "books-20"
+    assert offers.items[0].reason == "for what you like: category books"
+    assert offers.item_ids[-1] == "welcome"  # the fallback always closes the list
+    assert "gone" not in offers.item_ids  # ended
+    stranger = recommender.offer("nobody-knows-me", channel=None)
+    assert stranger.item_ids == ["welcome"] and stranger.items[0].reason == "our offer for everyone"
+    send(shop)
+    shown = [event for event in shop.log.read(0, limit=100_000) if event.event == "RecommendationShown"]
+    assert [(e.properties["use_case"], e.properties["items"]) for e in shown] == [("offer", offers.item_ids)]
+
+
+def test_a_new_product_gets_an_exploration_slot(shop: Engage) -> None:
+    recommender = shop.recommend.recommender
+    answer = recommender.for_you("s7", n=10)
+    assert len(answer.items) == 10
+    assert answer.items[-1].item_id in {"home-20", "home-21"}
+    assert answer.items[-1].reason == "new arrival"
+    assert [item.reason for item in answer.items].count("new arrival") == 1
+    assert recommender.for_you("s7", n=10).item_ids == answer.item_ids  # the same for the day
+    assert not {"home-20", "home-21"} & set(recommender.for_you("s7", n=4).item_ids)  # too few slots
+    books_only = recommender.for_you("s7", n=10, filters=Filters(categories=("books",)))
+    assert set(categories_of(books_only.item_ids)) == {"books"}  # filters hold for the slot too
+
+
+def test_a_shopper_with_no_history_gets_what_is_popular_in_their_segment(shop: Engage) -> None:
+    # Bookworms read: the readers among the trained shoppers say what bookworms like.
+    send(shop, *(identify(f"s{n}", persona="bookworm") for n in range(60)
+                 if n % 3 == 0))  # fmt: skip
+    readers = [f"r{n}" for n in range(25)]
+    send(shop, *(identify(reader, persona="bookworm") for reader in readers))
+    send(shop, *(track(reader, "ProductViewed", product_id=f"books-{n:02d}") for reader in readers
+                 for n in (2, 4, 6)))  # fmt: skip
+    shop.recommend.train()
+    send(shop, identify("bookish-newcomer", persona="bookworm"))
+    answer = shop.recommend.recommender.for_you("bookish-newcomer", n=5)
+    assert set(answer.item_ids[:3]) == {"books-02", "books-04", "books-06"}
+    assert answer.items[0].reason == "popular with bookworms"
+    assert shop.recommend.recommender.for_you("plain-newcomer", n=5).items[0].reason == "popular"
+
+
+def test_a_campaign_scores_its_audience_in_one_pass_with_the_same_answers(shop: Engage) -> None:
+    recommender = shop.recommend.recommender
+    before = recommender.for_many(["s8"], n=8)["s8"]
+    send(shop, *(track("s8", "ProductAdded", product_id=f"outdoors-{n:02d}") for n in range(10)))
+    audience = ["s8", "s9", "s10", "nobody-knows-me"]
+    answers = recommender.for_many(audience, n=8, filters=Filters(in_stock=True))
+    assert list(answers) == audience
+    for user in audience:
+        one = recommender.for_you(user, n=8, filters=Filters(in_stock=True), channel=None)
+        assert answers[user].item_ids == one.item_ids, user
+    after = categories_of(answers["s8"].item_ids).count("outdoors")
+    assert after > categories_of(before.item_ids).count("outdoors")  # what they did since training counts
+    assert answers["s9"].items[0].reason.startswith("because you looked at")
+    send(shop)
+    assert not [e for e in shop.log.read(0, limit=100_000) if e.event == "RecommendationShown"]

@@ -15,6 +15,8 @@ a click on a recommendation in the chat. Each event name has a weight; the item 
       history: 365d      # interactions older than this are not learned from
     serving:
       history: 50        # the user's latest interactions folded in at each request
+      exploration: {new_for: 30d, slots: 1}   # a slot for a product too new to have been learned
+      offers: {threshold: 0.1}                 # below it, an offer is chosen by the fallback rules
 """
 
 from __future__ import annotations
@@ -64,8 +66,24 @@ class TrainingConfig(_Section):
     history: Duration = timedelta(days=365)
 
 
+class ExplorationConfig(_Section):
+    new_for: Duration = timedelta(days=30)
+    """A product is new this long after its catalog `created_at`."""
+    slots: int = Field(default=1, ge=0, le=5)
+    """Of each `for_you` answer of five items or more, this many (the last) go to a new product nobody
+    has learned about yet, chosen at random, weighted toward the shopper's categories."""
+
+
+class OffersConfig(_Section):
+    threshold: float = Field(default=0.1, ge=0, le=1)
+    """An offer is made on the model's say when its score × preference reaches this (scores run 0..1,
+    the user's best-scored item being 1); below it, the rule-based fallbacks answer."""
+
+
 class ServingConfig(_Section):
     history: int = Field(default=50, ge=1, le=10_000)
+    exploration: ExplorationConfig = ExplorationConfig()
+    offers: OffersConfig = OffersConfig()
 
 
 class RecommenderConfig(_Section):

@@ -1,5 +1,6 @@
-"""Model versions under `var/models/`: each a folder with the fitted model, its item ids and a manifest
-(what it was trained on, when, how long it took, its metrics); `CURRENT` names the one to serve.
+"""Model versions under `var/models/`: each a folder with the fitted model, what serving needs with it (item
+ids, similarities, the histories trained on) and a manifest (what it was trained on, when, how long it
+took, its metrics); `CURRENT` names the one to serve.
 
 Serving processes notice a new `CURRENT` and load it on a background thread while they keep answering
 with the version they have, then swap the reference: no request waits for a load.
@@ -12,7 +13,7 @@ import os
 import pickle
 import shutil
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from scipy import sparse
 from engage.recommend.models import Model
 from engage.recommend.models.popularity import Popularity
 
-__all__ = ["ModelVersion", "ModelStore"]
+__all__ = ["Trained", "ModelVersion", "ModelStore"]
 
 _CURRENT = "CURRENT"
 _MODEL = "model.pickle"
@@ -31,19 +32,39 @@ _MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
-class ModelVersion:
-    version: str
+class Trained:
+    """Everything one training produced, aligned with one item order."""
+
     model: Model
     popularity: Popularity
+    """Time-decayed distinct shoppers per item: the answer for a shopper with no history."""
     items: np.ndarray
     """Item ids in the model's column order."""
     neighbours: sparse.csr_matrix
     """Item × item cosine similarity of co-occurrence (for related items, carts and reasons)."""
-    manifest: dict[str, Any]
+    users: np.ndarray
+    """Profile ids in the order of `histories`' rows."""
+    histories: sparse.csr_matrix
+    """The users × items weights trained on: campaigns score whole audiences from them (and whatever
+    arrived since) without reading every shopper's history again."""
+    segment_popularity: dict[str, np.ndarray] = field(default_factory=dict)
+    """Popularity among each segment's members, for a shopper with no history who is in a segment."""
+
+
+@dataclass(frozen=True)
+class ModelVersion(Trained):
+    version: str = ""
+    manifest: dict[str, Any] = field(default_factory=dict)
     item_index: dict[str, int] = field(init=False)
+    user_index: dict[str, int] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "item_index", {item: index for index, item in enumerate(self.items)})
+        object.__setattr__(self, "user_index", {user: index for index, user in enumerate(self.users)})
+
+    @property
+    def trained_at(self) -> datetime:
+        return datetime.fromisoformat(self.manifest["trained_at"])
 
 
 class ModelStore:
@@ -54,29 +75,22 @@ class ModelStore:
         self._seen: tuple[int, str] | None = None
         self._loading: threading.Thread | None = None
 
-    def save(
-        self,
-        model: Model,
-        popularity: Popularity,
-        items: np.ndarray,
-        neighbours: sparse.csr_matrix,
-        manifest: dict[str, Any],
-    ) -> ModelVersion:
+    def save(self, trained: Trained, manifest: dict[str, Any]) -> ModelVersion:
         """Write a new version and make it current (here at once; in other processes at their next look)."""
         version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        manifest = {**manifest, "version": version, "model": model.name}
+        manifest = {**manifest, "version": version, "model": trained.model.name}
         self.folder.mkdir(parents=True, exist_ok=True)
         staging = self.folder / f".{version}"
         staging.mkdir()
+        parts = {part.name: getattr(trained, part.name) for part in fields(Trained)}
         with (staging / _MODEL).open("wb") as file:
-            saved = {"model": model, "popularity": popularity, "items": items, "neighbours": neighbours}
-            pickle.dump(saved, file, protocol=5)
+            pickle.dump(parts, file, protocol=5)
         (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2, default=str) + "\n")
         staging.rename(self.folder / version)
         pointer = self.folder / f".{_CURRENT}.{version}"
         pointer.write_text(version + "\n")
         os.replace(pointer, self.folder / _CURRENT)
-        loaded = ModelVersion(version, model, popularity, items, neighbours, manifest)
+        loaded = ModelVersion(**parts, version=version, manifest=manifest)
         with self._lock:
             self._current = loaded
             self._seen = self._pointer()
@@ -130,11 +144,9 @@ class ModelStore:
     def _load(self, pointer: tuple[int, str]) -> None:
         folder = self.folder / pointer[1]
         with (folder / _MODEL).open("rb") as file:
-            saved = pickle.load(file)  # noqa: S301 - written by this store, under the workspace's var/
+            parts = pickle.load(file)  # noqa: S301 - written by this store, under the workspace's var/
         manifest = json.loads((folder / _MANIFEST).read_text())
-        loaded = ModelVersion(
-            pointer[1], saved["model"], saved["popularity"], saved["items"], saved["neighbours"], manifest
-        )
+        loaded = ModelVersion(**parts, version=pointer[1], manifest=manifest)
         with self._lock:
             self._current = loaded
             self._seen = pointer

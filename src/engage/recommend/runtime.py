@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ from engage.events.ingest import Ingestor
 from engage.recommend.catalog import Catalog, load_catalog
 from engage.recommend.config import RecommenderConfig, load_recommender_config
 from engage.recommend.interactions import RecommendConsumer
+from engage.recommend.offers import Offer, load_offers
 from engage.recommend.registry import ModelStore, ModelVersion
 from engage.recommend.service import Recommender
 from engage.recommend.training import train_version
@@ -34,6 +35,7 @@ class Recommend:
         database: Database,
         clock: Callable[[], datetime],
         ingestor: Ingestor | None = None,
+        offers: Sequence[Offer] = (),
     ):
         self.config = config
         self.catalog = catalog
@@ -49,7 +51,7 @@ class Recommend:
                 if result.rejected:
                     raise ValueError(f"exposure rejected: {result.rejected}")
 
-        self.recommender = Recommender(database, store, config, catalog, clock, record)
+        self.recommender = Recommender(database, store, config, catalog, clock, record, offers)
 
     @classmethod
     def from_workspace(
@@ -59,13 +61,15 @@ class Recommend:
         clock: Callable[[], datetime],
         ingestor: Ingestor | None = None,
     ) -> Recommend:
+        catalog = load_catalog(workspace.root)
         return cls(
             load_recommender_config(workspace.root),
-            load_catalog(workspace.root),
+            catalog,
             ModelStore(workspace.var_dir / "models"),
             database,
             clock,
             ingestor,
+            load_offers(workspace.root, catalog),
         )
 
     def train(self) -> ModelVersion:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import functools
 import inspect
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,15 +24,37 @@ from sqlalchemy import text
 from engage.profiles.queries import find_profile_id
 from engage.recommend.catalog import Catalog
 from engage.recommend.config import RecommenderConfig
+from engage.recommend.models import Model
+from engage.recommend.offers import Offer
 from engage.recommend.registry import ModelStore, ModelVersion
 from engage.store import Database
-from engage.store.codec import time_param
+from engage.store.codec import list_param, listed, time_param
 
 __all__ = ["Filters", "RecommendedItem", "Recommendations", "Recommender", "NoModelError"]
 
 PURCHASE_EVENTS = frozenset({"OrderCompleted"})
 _PURCHASES = ", ".join(f"'{event}'" for event in sorted(PURCHASE_EVENTS))  # constants, for SQL
 SHOWN_EVENT = "RecommendationShown"
+_HISTORY = text(
+    "SELECT profile_id, item_id, weight, event FROM rec_interactions WHERE profile_id = coalesce("
+    "(SELECT profile_id FROM identities WHERE kind = 'user' AND value = :user), "
+    "(SELECT profile_id FROM identities WHERE kind = 'anonymous' AND value = :user)) "
+    "ORDER BY at DESC, id DESC LIMIT :limit"
+)  # two scalar subqueries: one ordered subquery instead costs SQLite a millisecond more
+_PROFILES = (
+    "SELECT listed.value, i.profile_id FROM {listed} JOIN identities AS i ON i.value = listed.value "
+    "AND i.kind IN ('user', 'anonymous') ORDER BY i.kind = 'user'"
+)
+_SINCE = text("SELECT profile_id, item_id, weight FROM rec_interactions WHERE id > :through")
+_BOUGHT = (
+    "SELECT r.profile_id, r.item_id FROM {listed} JOIN rec_interactions AS r "
+    f"ON r.profile_id = listed.value WHERE r.event IN ({_PURCHASES})"
+)
+_SEGMENTS = text("SELECT segment FROM segment_memberships WHERE profile_id = :profile AND exited_at IS NULL")
+_BATCH = 1_000
+"""Shoppers scored at once by `for_many`: 1,000 × 10,000 items of scores is 40 MB."""
+_THREADS = 2
+"""`for_many` scores a batch in this many parts at once (sparse products and sorting release the GIL)."""
 _VERBS = {
     "ProductViewed": "viewed",
     "ProductAdded": "added to your cart",
@@ -92,13 +116,17 @@ class _History:
     def empty(cls) -> _History:
         return cls(np.zeros(0, dtype=np.int64), np.zeros(0), [])
 
+    @classmethod
+    def weighted(cls, items: np.ndarray, weights: np.ndarray) -> _History:
+        """A history known only by its summed weights (the training data's): the heaviest first."""
+        order = np.argsort(-weights, kind="stable")
+        return cls(items[order].astype(np.int64), weights[order].astype(np.float64), ["history"] * len(items))
+
     def row(self, size: int) -> sparse.csr_matrix:
-        matrix = sparse.csr_matrix(
-            (self.weights.astype(np.float32), (np.zeros(len(self.items), dtype=np.int64), self.items)),
-            shape=(1, size),
-        )
-        matrix.sum_duplicates()
-        return matrix
+        """The history as one row of item weights, an item's interactions summed (as in training)."""
+        items, slots = np.unique(self.items, return_inverse=True)
+        weights = np.bincount(slots, weights=self.weights, minlength=len(items)).astype(np.float32)
+        return sparse.csr_matrix((weights, items, np.array([0, len(items)])), shape=(1, size))
 
 
 def _exposed(method: Callable[..., Recommendations]) -> Callable[..., Recommendations]:
@@ -135,7 +163,9 @@ class Recommender:
         catalog: Catalog,
         clock: Callable[[], datetime],
         record: Record | None = None,
+        offers: Sequence[Offer] = (),
     ):
+        self.offers = {offer.id: offer for offer in offers}
         self.database = database
         self.store = store
         self.config = config
@@ -143,6 +173,7 @@ class Recommender:
         self.clock = clock
         self.record = record
         self._prepared: tuple[str, _Prepared] | None = None
+        self._pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="engage-recommend")
 
     def shown(self, answer: Recommendations, user: str | None, channel: str | None) -> Recommendations:
         """Log `answer` as shown to `user` on `channel` (when there are a shopper, a channel, a recorder)."""
@@ -170,15 +201,36 @@ class Recommender:
 
     @_exposed
     def for_you(self, user: str | None, n: int = 10, filters: Filters = Filters()) -> Recommendations:
-        """Personalized for a user id or anonymous id; popular items (filtered) when there is no history."""
+        """Personalized for a user id or anonymous id from their latest interactions. A shopper with no
+        history gets what is popular in their segments, or popular items. One slot of five or more goes to
+        a new product the model cannot know yet (`serving.exploration`)."""
         version, prepared = self._version()
         profile_id, history = self._history(user, version)
-        if not len(history.items):
-            return self._answer("for_you", version, profile_id, prepared, version.popularity.counts, n,
-                                filters, history, _always("popular"))  # fmt: skip
-        scores = version.model.score(history.row(len(version.items)))[0]
-        return self._answer("for_you", version, profile_id, prepared, scores, n, filters, history,
-                            lambda top: prepared.reasons(top, history))  # fmt: skip
+        explore = self._exploration(profile_id, history, prepared, n)
+        if len(history.items):
+            scores = version.model.score(history.row(len(version.items)))[0]
+            explain = lambda top: prepared.reasons(top, history)  # noqa: E731
+        else:
+            scores, explain = self._cold_start(profile_id, version)
+        return self._answer("for_you", version, profile_id, prepared, scores, n, filters, history, explain,
+                            explore=explore)  # fmt: skip
+
+    def for_many(
+        self, users: Sequence[str], n: int = 10, filters: Filters = Filters()
+    ) -> dict[str, Recommendations]:
+        """`for_you` for a whole audience (a campaign), by user id or anonymous id: each shopper's history
+        is the version's training data plus what they did since, and shoppers are scored as one matrix per
+        thousand. Not logged: the caller logs with `shown` what it actually sends. Shoppers with no
+        history get their `for_you` one by one (cold starts are few and cheap)."""
+        version, prepared = self._version()
+        with self.database.read() as connection:
+            since = connection.execute(_SINCE, {"through": version.manifest.get("through_id", 0)}).all()
+        recent = _Recent.of(since, version.item_index, len(version.items))
+        answers: dict[str, Recommendations] = {}
+        for start in range(0, len(users), _BATCH):
+            batch = list(users[start : start + _BATCH])
+            answers.update(self._score_batch(batch, n, filters, version, prepared, recent))
+        return answers
 
     @_exposed
     def related(
@@ -267,6 +319,33 @@ class Recommender:
         return Recommendations("repurchase", items, version.version, profile_id)
 
     @_exposed
+    def offer(self, user: str | None, n: int = 1) -> Recommendations:
+        """The shopper's best offers (item ids are offer ids of `offers.yml`). An active offer's score is
+        the mean of the shopper's scores for its three best products (their best item scoring 1) × its
+        preference; offers reaching `serving.offers.threshold` come first, best first, then the fallbacks
+        by priority, which are all a shopper without history gets."""
+        version, prepared = self._version()
+        now = self.clock()
+        active = [offer for offer in self.offers.values() if offer.is_active(now)]
+        profile_id, history = self._history(user, version)
+        chosen: list[RecommendedItem] = []
+        if len(history.items):
+            scores = version.model.score(history.row(len(version.items)))[0]
+            best = float(scores.max())
+            scaled = np.clip(scores / best, 0, None) if best > 0 else np.zeros_like(scores)
+            for offer in active:
+                if offer.fallback:
+                    continue
+                mine = scaled[prepared.offer_scope(offer)]
+                score = float(np.sort(mine)[-3:].mean()) * offer.preference if mine.size else 0.0
+                if score >= self.config.serving.offers.threshold:
+                    chosen.append(RecommendedItem(offer.id, score, f"for what you like: {offer.scope}"))
+            chosen.sort(key=lambda item: -(item.score or 0.0))
+        fallbacks = sorted((o for o in active if o.fallback), key=lambda offer: offer.priority or 0)
+        chosen += [RecommendedItem(offer.id, None, "our offer for everyone") for offer in fallbacks]
+        return Recommendations("offer", chosen[:n], version.version, profile_id)
+
+    @_exposed
     def trending(
         self,
         n: int = 10,
@@ -310,6 +389,99 @@ class Recommender:
             self._prepared = (version.version, _Prepared(version, self.catalog))
         return version, self._prepared[1]
 
+    def _cold_start(
+        self, profile_id: str | None, version: ModelVersion
+    ) -> tuple[np.ndarray, Callable[[np.ndarray], list[str]]]:
+        """What is popular among the members of the shopper's segments (each segment's popularity as
+        shares, summed), else what is popular."""
+        segments: list[str] = []
+        if profile_id is not None and version.segment_popularity:
+            with self.database.read() as connection:
+                segments = [
+                    segment
+                    for (segment,) in connection.execute(_SEGMENTS, {"profile": profile_id})
+                    if segment in version.segment_popularity
+                ]
+        if not segments:
+            return version.popularity.counts, _always("popular")
+        shares = np.stack([_share(version.segment_popularity[segment]) for segment in segments])
+
+        def explain(top: np.ndarray) -> list[str]:
+            return [f"popular with {segments[row]}" for row in shares[:, top].argmax(axis=0)]
+
+        return shares.sum(axis=0), explain
+
+    def _exploration(
+        self, profile_id: str | None, history: _History, prepared: _Prepared, n: int
+    ) -> np.ndarray:
+        """New products to explore with, in the order to use them: drawn at random, three times as likely
+        from a category of the shopper's history; the same for one shopper on one day."""
+        slots = self.config.serving.exploration.slots
+        if slots == 0 or n < 5:
+            return np.zeros(0, dtype=np.int64)
+        now = self.clock()
+        new = prepared.new_since(now - self.config.serving.exploration.new_for)
+        if not len(new):
+            return new
+        weight = np.ones(len(new))
+        if len(history.items):
+            weight[np.isin(prepared.category[new], prepared.category[history.items])] = 3.0
+        seed = zlib.crc32(f"{profile_id}:{now.date().isoformat()}".encode())
+        rng = np.random.default_rng(seed)
+        return new[rng.choice(len(new), size=len(new), replace=False, p=weight / weight.sum())]
+
+    def _score_batch(
+        self,
+        users: list[str],
+        n: int,
+        filters: Filters,
+        version: ModelVersion,
+        prepared: _Prepared,
+        recent: _Recent,
+    ) -> dict[str, Recommendations]:
+        sqlite = self.database.is_sqlite
+        with self.database.read() as connection:
+            found = connection.execute(text(_PROFILES.format(listed=listed("users", sqlite))),
+                                       {"users": list_param(users, sqlite)}).all()  # fmt: skip
+            profiles = dict(found)  # a user id wins over an anonymous id of the same value: it comes last
+            shoppers = sorted(set(profiles.values()))
+            bought = []
+            if filters.exclude_purchased:
+                bought = connection.execute(text(_BOUGHT.format(listed=listed("profiles", sqlite))),
+                                            {"profiles": list_param(shoppers, sqlite)}).all()  # fmt: skip
+        row_of = {profile: row for row, profile in enumerate(shoppers)}
+        histories = (
+            _select(version.histories, [version.user_index.get(profile, -1) for profile in shoppers])
+            + _select(recent.matrix, [recent.index.get(profile, -1) for profile in shoppers])
+        ).tocsr()
+        excluded = _select(histories, range(len(shoppers))) if filters.exclude_viewed else None
+        purchases = [(row_of[profile], version.item_index[item]) for profile, item in bought
+                     if item in version.item_index]  # fmt: skip
+        allowed = prepared.allowed(filters, _History.empty())
+        halves = np.array_split(np.arange(len(shoppers)), _THREADS)
+        ranked = list(self._pool.map(
+            lambda rows: _rank_rows(version.model, histories[rows], allowed, n,
+                                    excluded[rows] if excluded is not None else None,
+                                    [(r - rows[0], i) for r, i in purchases if rows[0] <= r <= rows[-1]]),
+            [rows for rows in halves if len(rows)],
+        ))  # fmt: skip
+        scores = np.concatenate([part[0] for part in ranked]) if ranked else np.zeros((0, len(allowed)))
+        best = np.concatenate([part[1] for part in ranked]) if ranked else np.zeros((0, n), dtype=np.int64)
+        answers = {}
+        for user in users:
+            row = row_of.get(profiles.get(user), -1)  # type: ignore[arg-type]
+            start, end = (histories.indptr[row], histories.indptr[row + 1]) if row >= 0 else (0, 0)
+            if start == end:
+                answers[user] = self.for_you(user, n, filters, channel=None)
+                continue
+            history = _History.weighted(histories.indices[start:end], histories.data[start:end])
+            top = best[row][np.isfinite(scores[row, best[row]])]
+            explore = self._exploration(profiles[user], history, prepared, n)
+            answers[user] = self._finish("for_you", version, profiles[user], prepared, scores[row], n,
+                                         filters, top, lambda top, h=history: prepared.reasons(top, h),
+                                         explore)  # fmt: skip
+        return answers
+
     def _is_user_id(self, user: str) -> bool:
         """Whether `user` is a known user id (else it is taken as an anonymous id, if known, or a user id)."""
         with self.database.read() as connection:
@@ -328,20 +500,17 @@ class Recommender:
             return find_profile_id(connection, user)
 
     def _history(self, user: str | None, version: ModelVersion) -> tuple[str | None, _History]:
-        profile_id = self._profile(user)
-        if profile_id is None:
+        """The shopper's profile and latest interactions, in one round trip when they have any (a user id
+        before an anonymous id of the same value, as `find_profile_id`)."""
+        if user is None:
             return None, _History.empty()
         with self.database.read() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT item_id, weight, event FROM rec_interactions WHERE profile_id = :profile "
-                    "ORDER BY at DESC, id DESC LIMIT :limit"
-                ),
-                {"profile": profile_id, "limit": self.config.serving.history},
-            ).fetchall()
+            rows = connection.execute(_HISTORY, {"user": user, "limit": self.config.serving.history}).all()
+            if not rows:
+                return find_profile_id(connection, user), _History.empty()
         index = version.item_index
-        known = [(index[item], weight, event) for item, weight, event in rows if item in index]
-        return profile_id, _History(
+        known = [(index[item], weight, event) for _, item, weight, event in rows if item in index]
+        return rows[0][0], _History(
             np.array([position for position, _, _ in known], dtype=np.int64),
             np.array([weight for _, weight, _ in known], dtype=np.float64),
             [event for _, _, event in known],
@@ -360,6 +529,7 @@ class Recommender:
         explain: Callable[[np.ndarray], list[str]],
         exclude: np.ndarray | None = None,
         only_positive: bool = False,
+        explore: np.ndarray | None = None,
     ) -> Recommendations:
         allowed = prepared.allowed(filters, history)
         if exclude is not None and len(exclude):
@@ -367,15 +537,47 @@ class Recommender:
         if only_positive:
             allowed &= scores > 0
         top = _top(scores, allowed, n)
+        return self._finish(use_case, version, profile_id, prepared, scores, n, filters, top, explain,
+                            explore, allowed)  # fmt: skip
+
+    def _finish(
+        self,
+        use_case: str,
+        version: ModelVersion,
+        profile_id: str | None,
+        prepared: _Prepared,
+        scores: np.ndarray,
+        n: int,
+        filters: Filters,
+        top: np.ndarray,
+        explain: Callable[[np.ndarray], list[str]],
+        explore: np.ndarray | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> Recommendations:
+        """The answer from the best-scored `top`: promoted slots, then exploration slots, then reasons."""
+        if allowed is None and (filters.promoted or (explore is not None and len(explore))):
+            allowed = np.isfinite(scores)
         if filters.promoted:
             promoted = _top(scores, allowed & prepared.promoted, filters.promoted)
             top = _with_promotions(top, promoted, n)
+        exploring: set[int] = set()
+        if explore is not None and len(explore) and len(top) >= 5:
+            slots = self.config.serving.exploration.slots
+            explore = explore[allowed[explore]]  # type: ignore[index]
+            fresh = explore[~np.isin(explore, top)][:slots]
+            if len(fresh):
+                top = np.concatenate([top[: min(len(top), n - len(fresh))], fresh])
+                exploring = set(fresh.tolist())
         reasons = explain(top)
         items = [
             RecommendedItem(
                 str(version.items[position]),
                 float(scores[position]),
-                "promoted" if prepared.promoted[position] and filters.promoted else why,
+                "promoted"
+                if prepared.promoted[position] and filters.promoted
+                else "new arrival"
+                if position in exploring
+                else why,
             )
             for position, why in zip(top, reasons, strict=True)
         ]
@@ -403,10 +605,32 @@ class _Prepared:
         self.price = column(catalog.price, np.nan, np.float64)
         self.stock = column(catalog.stock, 0, np.int64)
         self.promoted = column(catalog.promoted, False, np.bool_)
-        self._by_column = version.neighbours.tocsc()
-        """The similarities by recommended item: explaining ten items reads ten columns."""
+        self._rows = (version.neighbours.indptr, version.neighbours.indices, version.neighbours.data)
         self.category = column(np.asarray(catalog.categories, dtype=object)[catalog.category_codes]
                                if len(catalog) else np.zeros(0, dtype=object), None, object)  # fmt: skip
+        self.created = column(catalog.created_at, np.iinfo(np.int64).min, np.int64)
+        """Seconds since the epoch."""
+        self._new: tuple[int, np.ndarray] | None = None
+        self._positions, self._known = positions, known
+        self._scopes: dict[str, np.ndarray] = {}
+
+    def offer_scope(self, offer: Offer) -> np.ndarray:
+        """Positions of the recommendable products `offer` applies to."""
+        if offer.id not in self._scopes:
+            mask = self.recommendable.copy()
+            if len(self.catalog):
+                mask[self._known] &= offer.scope.mask(self.catalog)[self._positions[self._known]]
+            elif offer.scope.kind != "all":
+                mask[:] = False
+            self._scopes[offer.id] = np.flatnonzero(mask)
+        return self._scopes[offer.id]
+
+    def new_since(self, moment: datetime) -> np.ndarray:
+        """Positions of recommendable products created at or after `moment` (kept for the minute)."""
+        key = int(moment.timestamp()) // 60
+        if self._new is None or self._new[0] != key:
+            self._new = (key, np.flatnonzero(self.recommendable & (self.created >= key * 60)))
+        return self._new[1]
 
     def allowed(self, filters: Filters, history: _History) -> np.ndarray:
         allowed = self.recommendable.copy()
@@ -433,20 +657,92 @@ class _Prepared:
 
     def reasons(self, top: np.ndarray, history: _History) -> list[str]:
         """'because you viewed X' for each recommended item: the history item most similar to it (the
-        answer's columns, then the history's rows: indexing item by item costs more than the scoring)."""
-        if not len(top):
-            return []
-        similar = self._by_column[:, top].tocsr()[history.items].toarray()
-        best = similar.argmax(axis=0)
-        reasons = []
-        for column, row in enumerate(best):
-            if similar[row, column] <= 0:
-                reasons.append("picked for you")
-                continue
-            item = str(self.version.items[history.items[row]])
-            name = self.catalog[item].name if item in self.catalog else item
-            reasons.append(f"because you {_VERBS.get(history.events[row], 'looked at')} {name}")
+        latest among equals), read from the history items' rows of similarities all at once: sparse
+        slicing, or a loop over the answer, would cost more than the scoring."""
+        reasons = ["picked for you"] * len(top)
+        if not len(top) or not len(history.items):
+            return reasons
+        items, latest = np.unique(history.items, return_index=True)  # latest: the first, newest first
+        indptr, columns, similarities = self._rows
+        starts, lengths = indptr[items], indptr[items + 1] - indptr[items]
+        if not lengths.sum():
+            return reasons
+        owner = np.repeat(latest, lengths)
+        entries = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        columns, similarities = columns[entries], similarities[entries]
+        wanted = np.isin(columns, top) & (similarities > 0)
+        columns, similarities, owner = columns[wanted], similarities[wanted], owner[wanted]
+        order = np.lexsort((owner, -similarities))  # the most similar first, then the latest
+        best: dict[int, int] = {}
+        for column, row in zip(columns[order].tolist(), owner[order].tolist(), strict=True):
+            best.setdefault(column, row)
+        for slot, position in enumerate(top.tolist()):
+            row = best.get(position)
+            if row is not None:
+                item = str(self.version.items[history.items[row]])
+                name = self.catalog[item].name if item in self.catalog else item
+                reasons[slot] = f"because you {_VERBS.get(history.events[row], 'looked at')} {name}"
         return reasons
+
+
+@dataclass(frozen=True)
+class _Recent:
+    """Interactions since a version was trained, as profiles × items weights."""
+
+    index: dict[str, int]
+    matrix: sparse.csr_matrix
+
+    @classmethod
+    def of(cls, rows: Sequence[Any], item_index: dict[str, int], size: int) -> _Recent:
+        index: dict[str, int] = {}
+        entries = [
+            (index.setdefault(profile, len(index)), item_index[item], weight)
+            for profile, item, weight in rows
+            if item in item_index
+        ]
+        matrix = sparse.csr_matrix(
+            ([w for _, _, w in entries], ([r for r, _, _ in entries], [c for _, c, _ in entries])),
+            shape=(len(index), size),
+            dtype=np.float32,
+        )
+        return cls(index, matrix)
+
+
+def _rank_rows(
+    model: Model,
+    histories: sparse.csr_matrix,
+    allowed: np.ndarray,
+    n: int,
+    excluded: sparse.csr_matrix | None,
+    purchases: list[tuple[int, int]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of `histories` (-inf where not allowed) and each row's n best positions, best first."""
+    scores = np.array(model.score(histories), dtype=np.float32)
+    scores[:, ~allowed] = -np.inf
+    if excluded is not None:
+        scores[excluded.nonzero()] = -np.inf
+    for row, item in purchases:
+        scores[row, item] = -np.inf
+    k = min(n, scores.shape[1])
+    best = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
+    order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
+    return scores, np.take_along_axis(best, order, axis=1)
+
+
+def _select(matrix: sparse.csr_matrix, rows: Sequence[int]) -> sparse.csr_matrix:
+    """`matrix`'s `rows` in that order, an empty row for -1."""
+    picked = np.asarray(rows, dtype=np.int64)
+    present = np.flatnonzero(picked >= 0)
+    selector = sparse.csr_matrix(
+        (np.ones(len(present), dtype=np.float32), (present, picked[present])),
+        shape=(len(picked), matrix.shape[0]),
+    )
+    return selector @ matrix
+
+
+def _share(counts: np.ndarray) -> np.ndarray:
+    total = float(counts.sum())
+    return counts / total if total > 0 else counts
 
 
 def _always(reason: str) -> Callable[[np.ndarray], list[str]]:

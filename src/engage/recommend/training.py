@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from sqlalchemy import text
 
 from engage.recommend.catalog import Catalog
 from engage.recommend.config import RecommenderConfig
@@ -24,7 +24,7 @@ from engage.recommend.models.bpr import Bpr
 from engage.recommend.models.ease import MAX_ITEMS, Ease
 from engage.recommend.models.itemknn import ItemKnn
 from engage.recommend.models.popularity import Popularity
-from engage.recommend.registry import ModelStore, ModelVersion
+from engage.recommend.registry import ModelStore, ModelVersion, Trained
 from engage.store import Database
 from engage.store.codec import time_param
 
@@ -35,7 +35,8 @@ __all__ = [
     "choose_model",
     "fit_model",
     "Fitted",
-    "decayed_popularity",
+    "shopper_decay",
+    "segment_popularity",
     "train_version",
 ]
 
@@ -76,22 +77,31 @@ INTERACTION_COLUMNS = ("profile_id", "item_id", "weight", "channel", "event", "a
 
 
 def load_interactions(
-    database: Database, since: datetime | None = None, columns: Sequence[str] = INTERACTION_COLUMNS
+    database: Database,
+    since: datetime | None = None,
+    columns: Sequence[str] = INTERACTION_COLUMNS,
+    through: int | None = None,
 ) -> pd.DataFrame:
-    """`columns` of every interaction since `since`. Read through the driver's cursor: millions of rows
-    as SQLAlchemy Row objects cost more than the training they feed."""
+    """`columns` of every interaction since `since`, up to the one numbered `through`. Read through the
+    driver's cursor: millions of rows as SQLAlchemy Row objects cost more than the training they feed."""
     unknown = set(columns) - set(INTERACTION_COLUMNS)
     if unknown:
         raise ValueError(f"unknown columns {sorted(unknown)}")
-    query = f"SELECT {', '.join(columns)} FROM rec_interactions"
-    params: tuple[Any, ...] = ()
+    mark = "?" if database.is_sqlite else "%s"
+    conditions, params = [], []
     if since is not None:
-        query += " WHERE at >= " + ("?" if database.is_sqlite else "%s")
-        params = (time_param(since, database.is_sqlite),)
+        conditions.append(f"at >= {mark}")
+        params.append(time_param(since, database.is_sqlite))
+    if through is not None:
+        conditions.append(f"id <= {mark}")
+        params.append(through)
+    query = f"SELECT {', '.join(columns)} FROM rec_interactions"
+    if conditions:
+        query += " WHERE " + " AND ".join(conditions)
     with database.read() as connection:
         cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(query, params)
+            cursor.execute(query, tuple(params))
             rows = cursor.fetchall()
         finally:
             cursor.close()
@@ -130,20 +140,41 @@ def fit_model(name: str, interactions: Interactions) -> Fitted:
 POPULARITY_HALF_LIFE = timedelta(days=30)
 
 
-def decayed_popularity(frame: pd.DataFrame, interactions: Interactions, now: datetime) -> np.ndarray:
-    """Distinct shoppers per item, each counting half as much every POPULARITY_HALF_LIFE since their
-    latest interaction with it: what is popular now, not two seasons ago."""
-    counts = np.zeros(len(interactions.items), dtype=np.float32)
+def shopper_decay(frame: pd.DataFrame, interactions: Interactions, now: datetime) -> sparse.csr_matrix:
+    """Users × items: 1 for a shopper's interaction with an item now, halving every POPULARITY_HALF_LIFE
+    since their latest one, so popularity counts what is popular now, not two seasons ago."""
+    shape = interactions.matrix.shape
     if frame.empty:
-        return counts
+        return sparse.csr_matrix(shape, dtype=np.float32)
     latest = (
         frame.assign(at=pd.to_datetime(frame["at"], utc=True)).groupby(["profile_id", "item_id"])["at"].max()
     )
     age = (pd.Timestamp(now) - latest).dt.total_seconds().clip(lower=0).to_numpy()
     decay = np.power(0.5, age / POPULARITY_HALF_LIFE.total_seconds()).astype(np.float32)
-    positions = pd.Index(interactions.items).get_indexer(latest.index.get_level_values("item_id"))
-    np.add.at(counts, positions, decay)
-    return counts
+    rows = pd.Index(interactions.users).get_indexer(latest.index.get_level_values("profile_id"))
+    columns = pd.Index(interactions.items).get_indexer(latest.index.get_level_values("item_id"))
+    return sparse.csr_matrix((decay, (rows, columns)), shape=shape, dtype=np.float32)
+
+
+def segment_popularity(
+    database: Database, interactions: Interactions, decay: sparse.csr_matrix, minimum: int = 20
+) -> dict[str, np.ndarray]:
+    """Decayed popularity among each segment's current members, for segments with at least `minimum`
+    members who interacted (fewer say more about those few than about the segment)."""
+    with database.read() as connection:
+        rows = connection.execute(
+            text("SELECT segment, profile_id FROM segment_memberships WHERE exited_at IS NULL")
+        ).all()
+    if not rows:
+        return {}
+    members = pd.DataFrame(rows, columns=["segment", "profile_id"])
+    members["row"] = pd.Index(interactions.users).get_indexer(members["profile_id"])
+    members = members[members["row"] >= 0]
+    result = {}
+    for segment, group in members.groupby("segment"):
+        if len(group) >= minimum:
+            result[str(segment)] = np.asarray(decay[group["row"].to_numpy()].sum(axis=0)).ravel()
+    return result
 
 
 def train_version(
@@ -151,20 +182,33 @@ def train_version(
 ) -> ModelVersion:
     """Fit the configured (or chosen) model on the interactions of the last `training.history`, with the
     catalog's products in the item index, and save it as the new current version."""
-    frame = load_interactions(database, since=now - config.training.history)
+    with database.read() as connection:
+        through = connection.execute(text("SELECT coalesce(max(id), 0) FROM rec_interactions")).scalar_one()
+    frame = load_interactions(database, since=now - config.training.history, through=through)
     interactions = Interactions.from_frame(frame, items=list(catalog.ids))
     name = choose_model(config, interactions)
     fitted = fit_model(name, interactions)
-    fitted.popularity.counts = decayed_popularity(frame, interactions, now)
+    decay = shopper_decay(frame, interactions, now)
+    fitted.popularity.counts = np.asarray(decay.sum(axis=0), dtype=np.float32).ravel()
     neighbours = fitted.model if isinstance(fitted.model, ItemKnn) else ItemKnn()
     if neighbours is not fitted.model:
         neighbours.fit(interactions.matrix)
     manifest = {
         "trained_at": now.isoformat(),
+        "through_id": int(through),
         "users": int(interactions.matrix.shape[0]),
         "items": int(interactions.matrix.shape[1]),
         "interactions": len(frame),
         "by_channel": {str(k): int(v) for k, v in frame["channel"].value_counts().items()},
         "fit_seconds": round(fitted.seconds, 3),
     }
-    return store.save(fitted.model, fitted.popularity, interactions.items, neighbours.similarity, manifest)
+    trained = Trained(
+        model=fitted.model,
+        popularity=fitted.popularity,
+        items=interactions.items,
+        neighbours=neighbours.similarity,
+        users=interactions.users,
+        histories=interactions.matrix,
+        segment_popularity=segment_popularity(database, interactions, decay),
+    )
+    return store.save(trained, manifest)

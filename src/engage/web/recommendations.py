@@ -6,6 +6,7 @@ Before the first training, every answer is a 503 (`engage.web.app` maps NoModelE
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
@@ -13,13 +14,14 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
 from engage.bootstrap import Engage
+from engage.recommend.offers import Offer
 from engage.recommend.service import Filters, Recommendations
 from engage.web.auth import WriteKeys
 
 __all__ = ["recommendations_router"]
 
 MAX_N = 100
-UseCase = Literal["for_you", "popular", "trending", "repurchase", "cart"]
+UseCase = Literal["for_you", "popular", "trending", "repurchase", "cart", "offer"]
 Channel = Literal["web", "email", "sms", "chat"]  # where the answer is shown (its exposure's channel)
 
 
@@ -51,12 +53,25 @@ class RankRequest(BaseModel):
     channel: Channel = "web"
 
 
-def _view(answer: Recommendations) -> dict[str, Any]:
+def _view(answer: Recommendations, offers: Mapping[str, Offer] | None = None) -> dict[str, Any]:
+    """The answer as JSON; an offer's item carries what a page shows of it (its coupon, its discount)."""
+    items = []
+    for item in answer.items:
+        view: dict[str, Any] = {"id": item.item_id, "score": item.score, "reason": item.reason}
+        offer = offers.get(item.item_id) if offers is not None else None
+        if offer is not None:
+            view["offer"] = {
+                "description": offer.description,
+                "coupon": offer.coupon,
+                "discount": str(offer.discount),
+                "scope": str(offer.scope),
+            }
+        items.append(view)
     return {
         "recommendation_id": answer.recommendation_id,
         "use_case": answer.use_case,
         "model_version": answer.model_version,
-        "items": [{"id": item.item_id, "score": item.score, "reason": item.reason} for item in answer.items],
+        "items": items,
     }
 
 
@@ -86,6 +101,8 @@ def recommendations_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
             return _view(recommender.trending(n, window, filters, user=user_id, channel=channel))
         if use_case == "repurchase":
             return _view(recommender.repurchase(user_id, n, channel=channel))
+        if use_case == "offer":
+            return _view(recommender.offer(user_id, n, channel=channel), recommender.offers)
         if not items:
             raise HTTPException(422, "use_case=cart needs the cart's items: items=ID&items=ID")
         return _view(recommender.cart(items, n, filters, user=user_id, channel=channel))

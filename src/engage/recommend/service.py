@@ -54,6 +54,10 @@ _SEGMENTS = text("SELECT segment FROM segment_memberships WHERE profile_id = :pr
 _BATCH = 1_000
 """Shoppers scored at once by `for_many`: 1,000 × 10,000 items of scores is 40 MB."""
 _THREADS = 2
+_EXPLAINING = 50
+"""A campaign's reasons look for the shopper's history among the 50 items most similar to each item
+recommended: popular items are among thousands of items' neighbours, and scanning all of them cost more
+than the scoring."""
 """`for_many` scores a batch in this many parts at once (sparse products and sorting release the GIL)."""
 _VERBS = {
     "ProductViewed": "viewed",
@@ -227,9 +231,15 @@ class Recommender:
             since = connection.execute(_SINCE, {"through": version.manifest.get("through_id", 0)}).all()
         recent = _Recent.of(since, version.item_index, len(version.items))
         answers: dict[str, Recommendations] = {}
+        pending: Callable[[], dict[str, Recommendations]] | None = None
         for start in range(0, len(users), _BATCH):
             batch = list(users[start : start + _BATCH])
-            answers.update(self._score_batch(batch, n, filters, version, prepared, recent))
+            scoring = self._score_batch(batch, n, filters, version, prepared, recent)
+            if pending is not None:  # while the next batch is scored
+                answers.update(pending())
+            pending = scoring
+        if pending is not None:
+            answers.update(pending())
         return answers
 
     @_exposed
@@ -438,7 +448,8 @@ class Recommender:
         version: ModelVersion,
         prepared: _Prepared,
         recent: _Recent,
-    ) -> dict[str, Recommendations]:
+    ) -> Callable[[], dict[str, Recommendations]]:
+        """Start scoring `users` on the pool; the answers come from calling what is returned."""
         sqlite = self.database.is_sqlite
         with self.database.read() as connection:
             found = connection.execute(text(_PROFILES.format(listed=listed("users", sqlite))),
@@ -454,32 +465,46 @@ class Recommender:
             _select(version.histories, [version.user_index.get(profile, -1) for profile in shoppers])
             + _select(recent.matrix, [recent.index.get(profile, -1) for profile in shoppers])
         ).tocsr()
-        excluded = _select(histories, range(len(shoppers))) if filters.exclude_viewed else None
+        excluded = histories if filters.exclude_viewed else None
         purchases = [(row_of[profile], version.item_index[item]) for profile, item in bought
                      if item in version.item_index]  # fmt: skip
         allowed = prepared.allowed(filters, _History.empty())
-        halves = np.array_split(np.arange(len(shoppers)), _THREADS)
-        ranked = list(self._pool.map(
-            lambda rows: _rank_rows(version.model, histories[rows], allowed, n,
-                                    excluded[rows] if excluded is not None else None,
-                                    [(r - rows[0], i) for r, i in purchases if rows[0] <= r <= rows[-1]]),
-            [rows for rows in halves if len(rows)],
-        ))  # fmt: skip
-        scores = np.concatenate([part[0] for part in ranked]) if ranked else np.zeros((0, len(allowed)))
-        best = np.concatenate([part[1] for part in ranked]) if ranked else np.zeros((0, n), dtype=np.int64)
-        answers = {}
-        for user in users:
-            row = row_of.get(profiles.get(user), -1)  # type: ignore[arg-type]
-            start, end = (histories.indptr[row], histories.indptr[row + 1]) if row >= 0 else (0, 0)
-            if start == end:
-                answers[user] = self.for_you(user, n, filters, channel=None)
-                continue
-            history = _History.weighted(histories.indices[start:end], histories.data[start:end])
-            top = best[row][np.isfinite(scores[row, best[row]])]
-            explore = self._exploration(profiles[user], history, prepared, n)
-            answers[user] = self._finish("for_you", version, profiles[user], prepared, scores[row], n,
-                                         filters, top, lambda top, h=history: prepared.reasons(top, h),
-                                         explore)  # fmt: skip
+        halves = [rows for rows in np.array_split(np.arange(len(shoppers)), _THREADS) if len(rows)]
+
+        def rank(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            part = histories[rows]
+            mine = [(row - rows[0], item) for row, item in purchases if rows[0] <= row <= rows[-1]]
+            scores, best = _rank_rows(version.model, part, allowed, n,
+                                      excluded[rows] if excluded is not None else None, mine)  # fmt: skip
+            best[~np.isfinite(np.take_along_axis(scores, best, axis=1))] = -1
+            return scores, best, prepared.explain_block(part, best)
+
+        futures = [self._pool.submit(rank, rows) for rows in halves]
+        half = np.concatenate([np.full(len(rows), i) for i, rows in enumerate(halves)] or [np.zeros(0, int)])
+        local = np.concatenate([np.arange(len(rows)) for rows in halves] or [np.zeros(0, int)])
+
+        def answers() -> dict[str, Recommendations]:
+            ranked = [future.result() for future in futures]  # (scores, best, because) of each half
+            exploring = len(prepared.new_since(self.clock() - self.config.serving.exploration.new_for)) > 0
+            result = {}
+            for user in users:
+                row = row_of.get(profiles.get(user), -1)  # type: ignore[arg-type]
+                if row < 0 or histories.indptr[row] == histories.indptr[row + 1]:
+                    result[user] = self.for_you(user, n, filters, channel=None)
+                    continue
+                scores, best, because = (part[local[row]] for part in ranked[half[row]])
+                explained = dict(zip(best.tolist(), because.tolist(), strict=True))
+                explore = None
+                if exploring:
+                    start, end = histories.indptr[row], histories.indptr[row + 1]
+                    history = _History.weighted(histories.indices[start:end], histories.data[start:end])
+                    explore = self._exploration(profiles[user], history, prepared, n)
+                result[user] = self._finish(
+                    "for_you", version, profiles[user], prepared, scores, n, filters, best[best >= 0],
+                    lambda top, e=explained: prepared.looked_at(top, e), explore,
+                )  # fmt: skip
+            return result
+
         return answers
 
     def _is_user_id(self, user: str) -> bool:
@@ -606,6 +631,8 @@ class _Prepared:
         self.stock = column(catalog.stock, 0, np.int64)
         self.promoted = column(catalog.promoted, False, np.bool_)
         self._rows = (version.neighbours.indptr, version.neighbours.indices, version.neighbours.data)
+        self._columns = _strongest_by_column(version.neighbours, _EXPLAINING)
+        self._names: dict[int, str] = {}
         self.category = column(np.asarray(catalog.categories, dtype=object)[catalog.category_codes]
                                if len(catalog) else np.zeros(0, dtype=object), None, object)  # fmt: skip
         self.created = column(catalog.created_at, np.iinfo(np.int64).min, np.int64)
@@ -655,6 +682,51 @@ class _Prepared:
     def neighbours(self, position: int) -> np.ndarray:
         return np.asarray(self.version.neighbours[position].toarray()).ravel()
 
+    def explain_block(self, histories: sparse.csr_matrix, top: np.ndarray) -> np.ndarray:
+        """For each row's recommended items (`top`, -1 for none), the item of that row's history most
+        similar to it (the heaviest among equals) among the `_EXPLAINING` most similar, or -1: `reasons`
+        for a whole batch at once, from the recommended items' columns and a sorted lookup in the
+        histories."""
+        size = len(self.version.items)
+        indptr, candidates, similarities = self._columns
+        result = np.full(top.shape, -1, dtype=np.int64)
+        slots = np.flatnonzero(top.ravel() >= 0)
+        items = top.ravel()[slots]
+        starts, lengths = indptr[items], indptr[items + 1] - indptr[items]
+        if not lengths.sum():
+            return result
+        pair = np.repeat(np.arange(len(items)), lengths)
+        entries = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
+        candidate, similarity = candidates[entries], similarities[entries]
+        histories = histories.copy()
+        histories.sort_indices()
+        owned = np.repeat(np.arange(histories.shape[0], dtype=np.int64), np.diff(histories.indptr))
+        held = owned * size + histories.indices  # sorted: rows in order, items sorted within a row
+        keys = (slots[pair] // top.shape[1]) * size + candidate
+        found = np.minimum(np.searchsorted(held, keys), len(held) - 1)
+        mine = (held[found] == keys) & (similarity > 0) if len(held) else np.zeros(len(keys), dtype=np.bool_)
+        pair, candidate = pair[mine], candidate[mine]
+        order = np.lexsort((-histories.data[found[mine]], -similarity[mine], pair))
+        pair, candidate = pair[order], candidate[order]
+        first = np.ones(len(pair), dtype=np.bool_)
+        first[1:] = pair[1:] != pair[:-1]
+        result.ravel()[slots[pair[first]]] = candidate[first]
+        return result
+
+    def looked_at(self, top: np.ndarray, explained: dict[int, int]) -> list[str]:
+        """Reasons from `explain_block`'s answer (a history known by weights only: no verb to tell)."""
+        reasons = []
+        for position in top.tolist():
+            because = explained.get(position, -1)
+            reasons.append("picked for you" if because < 0 else f"because you looked at {self.name(because)}")
+        return reasons
+
+    def name(self, position: int) -> str:
+        if position not in self._names:
+            item = str(self.version.items[position])
+            self._names[position] = self.catalog[item].name if item in self.catalog else item
+        return self._names[position]
+
     def reasons(self, top: np.ndarray, history: _History) -> list[str]:
         """'because you viewed X' for each recommended item: the history item most similar to it (the
         latest among equals), read from the history items' rows of similarities all at once: sparse
@@ -670,12 +742,15 @@ class _Prepared:
         owner = np.repeat(latest, lengths)
         entries = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
         columns, similarities = columns[entries], similarities[entries]
-        wanted = np.isin(columns, top) & (similarities > 0)
+        answer = np.zeros(len(self.version.items), dtype=np.bool_)
+        answer[top] = True
+        wanted = answer[columns] & (similarities > 0)
         columns, similarities, owner = columns[wanted], similarities[wanted], owner[wanted]
-        order = np.lexsort((owner, -similarities))  # the most similar first, then the latest
-        best: dict[int, int] = {}
-        for column, row in zip(columns[order].tolist(), owner[order].tolist(), strict=True):
-            best.setdefault(column, row)
+        order = np.lexsort((owner, -similarities, columns))  # per item: the most similar, then the latest
+        columns, owner = columns[order], owner[order]
+        first = np.ones(len(columns), dtype=np.bool_)
+        first[1:] = columns[1:] != columns[:-1]
+        best = dict(zip(columns[first].tolist(), owner[first].tolist(), strict=True))
         for slot, position in enumerate(top.tolist()):
             row = best.get(position)
             if row is not None:
@@ -706,6 +781,21 @@ class _Recent:
             dtype=np.float32,
         )
         return cls(index, matrix)
+
+
+def _strongest_by_column(
+    similarity: sparse.csr_matrix, keep: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSC arrays (indptr, indices, data) of `similarity` keeping each column's `keep` largest entries,
+    largest first."""
+    by_column = similarity.tocsc()
+    lengths = np.diff(by_column.indptr)
+    column = np.repeat(np.arange(by_column.shape[1]), lengths)
+    order = np.lexsort((-by_column.data, column))
+    rank = np.arange(by_column.nnz) - np.repeat(by_column.indptr[:-1], lengths)
+    kept = order[rank < keep]
+    indptr = np.concatenate([[0], np.cumsum(np.minimum(lengths, keep))])
+    return indptr, by_column.indices[kept], by_column.data[kept]
 
 
 def _rank_rows(

@@ -11,7 +11,7 @@ import functools
 import inspect
 import uuid
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -54,11 +54,10 @@ _SEGMENTS = text("SELECT segment FROM segment_memberships WHERE profile_id = :pr
 _BATCH = 1_000
 """Shoppers scored at once by `for_many`: 1,000 × 10,000 items of scores is 40 MB."""
 _THREADS = 2
-_EXPLAINING = 50
-"""A campaign's reasons look for the shopper's history among the 50 items most similar to each item
-recommended: popular items are among thousands of items' neighbours, and scanning all of them cost more
-than the scoring."""
 """`for_many` scores a batch in this many parts at once (sparse products and sorting release the GIL)."""
+_EXPLAINING = 50
+"""A reason is looked for among the 50 items most similar to the item recommended: popular items are
+among thousands of items' neighbours, and scanning all of them cost more than the scoring."""
 _VERBS = {
     "ProductViewed": "viewed",
     "ProductAdded": "added to your cart",
@@ -125,6 +124,13 @@ class _History:
         """A history known only by its summed weights (the training data's): the heaviest first."""
         order = np.argsort(-weights, kind="stable")
         return cls(items[order].astype(np.int64), weights[order].astype(np.float64), ["history"] * len(items))
+
+    def latest_events(self) -> dict[int, str]:
+        """Each item's latest event (the history is newest first)."""
+        events: dict[int, str] = {}
+        for item, event in zip(self.items.tolist(), self.events, strict=True):
+            events.setdefault(item, event)
+        return events
 
     def row(self, size: int) -> sparse.csr_matrix:
         """The history as one row of item weights, an item's interactions summed (as in training)."""
@@ -213,7 +219,10 @@ class Recommender:
         explore = self._exploration(profile_id, history, prepared, n)
         if len(history.items):
             scores = version.model.score(history.row(len(version.items)))[0]
-            explain = lambda top: prepared.reasons(top, history)  # noqa: E731
+            explain = lambda top: prepared.reasons(  # noqa: E731
+                prepared.explain_block(history.row(len(version.items)), top[None, :])[0].tolist(),
+                history.latest_events(),
+            )
         else:
             scores, explain = self._cold_start(profile_id, version)
         return self._answer("for_you", version, profile_id, prepared, scores, n, filters, history, explain,
@@ -501,7 +510,7 @@ class Recommender:
                     explore = self._exploration(profiles[user], history, prepared, n)
                 result[user] = self._finish(
                     "for_you", version, profiles[user], prepared, scores, n, filters, best[best >= 0],
-                    lambda top, e=explained: prepared.looked_at(top, e), explore,
+                    lambda top, e=explained: prepared.reasons([e.get(p, -1) for p in top.tolist()]), explore,
                 )  # fmt: skip
             return result
 
@@ -630,7 +639,6 @@ class _Prepared:
         self.price = column(catalog.price, np.nan, np.float64)
         self.stock = column(catalog.stock, 0, np.int64)
         self.promoted = column(catalog.promoted, False, np.bool_)
-        self._rows = (version.neighbours.indptr, version.neighbours.indices, version.neighbours.data)
         self._columns = _strongest_by_column(version.neighbours, _EXPLAINING)
         self._names: dict[int, str] = {}
         self.category = column(np.asarray(catalog.categories, dtype=object)[catalog.category_codes]
@@ -684,9 +692,9 @@ class _Prepared:
 
     def explain_block(self, histories: sparse.csr_matrix, top: np.ndarray) -> np.ndarray:
         """For each row's recommended items (`top`, -1 for none), the item of that row's history most
-        similar to it (the heaviest among equals) among the `_EXPLAINING` most similar, or -1: `reasons`
-        for a whole batch at once, from the recommended items' columns and a sorted lookup in the
-        histories."""
+        similar to it (the heaviest among equals) among the `_EXPLAINING` most similar, or -1; a batch's
+        at once, from the recommended items' columns and a sorted lookup in the histories (sparse
+        slicing, or a loop over the answer, would cost more than the scoring)."""
         size = len(self.version.items)
         indptr, candidates, similarities = self._columns
         result = np.full(top.shape, -1, dtype=np.int64)
@@ -713,50 +721,22 @@ class _Prepared:
         result.ravel()[slots[pair[first]]] = candidate[first]
         return result
 
-    def looked_at(self, top: np.ndarray, explained: dict[int, int]) -> list[str]:
-        """Reasons from `explain_block`'s answer (a history known by weights only: no verb to tell)."""
-        reasons = []
-        for position in top.tolist():
-            because = explained.get(position, -1)
-            reasons.append("picked for you" if because < 0 else f"because you looked at {self.name(because)}")
-        return reasons
-
     def name(self, position: int) -> str:
         if position not in self._names:
             item = str(self.version.items[position])
             self._names[position] = self.catalog[item].name if item in self.catalog else item
         return self._names[position]
 
-    def reasons(self, top: np.ndarray, history: _History) -> list[str]:
-        """'because you viewed X' for each recommended item: the history item most similar to it (the
-        latest among equals), read from the history items' rows of similarities all at once: sparse
-        slicing, or a loop over the answer, would cost more than the scoring."""
-        reasons = ["picked for you"] * len(top)
-        if not len(top) or not len(history.items):
-            return reasons
-        items, latest = np.unique(history.items, return_index=True)  # latest: the first, newest first
-        indptr, columns, similarities = self._rows
-        starts, lengths = indptr[items], indptr[items + 1] - indptr[items]
-        if not lengths.sum():
-            return reasons
-        owner = np.repeat(latest, lengths)
-        entries = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        columns, similarities = columns[entries], similarities[entries]
-        answer = np.zeros(len(self.version.items), dtype=np.bool_)
-        answer[top] = True
-        wanted = answer[columns] & (similarities > 0)
-        columns, similarities, owner = columns[wanted], similarities[wanted], owner[wanted]
-        order = np.lexsort((owner, -similarities, columns))  # per item: the most similar, then the latest
-        columns, owner = columns[order], owner[order]
-        first = np.ones(len(columns), dtype=np.bool_)
-        first[1:] = columns[1:] != columns[:-1]
-        best = dict(zip(columns[first].tolist(), owner[first].tolist(), strict=True))
-        for slot, position in enumerate(top.tolist()):
-            row = best.get(position)
-            if row is not None:
-                item = str(self.version.items[history.items[row]])
-                name = self.catalog[item].name if item in self.catalog else item
-                reasons[slot] = f"because you {_VERBS.get(history.events[row], 'looked at')} {name}"
+    def reasons(self, explained: Sequence[int], events: Mapping[int, str] | None = None) -> list[str]:
+        """'because you viewed X' from `explain_block`'s answer for each recommended item, with the verb
+        of the shopper's latest interaction with X (`events` by position; without: 'looked at')."""
+        reasons = []
+        for because in explained:
+            if because < 0:
+                reasons.append("picked for you")
+                continue
+            verb = _VERBS.get(events.get(because, "") if events is not None else "", "looked at")
+            reasons.append(f"because you {verb} {self.name(because)}")
         return reasons
 
 

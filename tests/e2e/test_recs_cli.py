@@ -28,7 +28,7 @@ def test_train_then_recommend_and_list_versions(make_workspace: MakeWorkspace, c
         engage.close()
     assert run(workspace, "train") == 0
     out = capsys.readouterr().out
-    assert out.startswith("trained popularity ") and "3 users" in out and "18 interactions" in out
+    assert out.startswith("trained auto: popularity ") and "3 users" in out and "18 interactions" in out
     assert run(workspace, "recommend", "u1", "--n", "3", "--category", "books") == 0
     out = capsys.readouterr().out
     assert out.count("books-") == 3 and "because you viewed" in out
@@ -51,4 +51,5 @@ def test_evaluate_writes_the_table_json_and_chart(make_workspace: MakeWorkspace,
     assert set(ndcg) == {"popularity", "itemknn"} and ndcg["itemknn"] > ndcg["popularity"]
     assert (folder / "generated-personalize.png").read_bytes().startswith(b"\x89PNG")
     assert run(workspace, *args, "--model", "deep") == 1
-    assert "unknown model deep; the models are popularity, itemknn, ease, als, bpr" in capsys.readouterr().err
+    models = "popularity, itemknn, ease, als, bpr, auto"
+    assert f"unknown model deep; the models are {models}" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import typer
@@ -38,9 +39,18 @@ def train(workspace: Path | None = WorkspaceOption) -> None:
         version = engage.recommend.train()
     manifest = version.manifest
     typer.echo(
-        f"trained {manifest['model']} {version.version}: {manifest['users']:,} users, {manifest['items']:,} "
+        f"trained {_served(manifest)} {version.version}: {manifest['users']:,} users, {manifest['items']:,} "
         f"items, {manifest['interactions']:,} interactions in {manifest['fit_seconds']:.1f} s"
     )
+
+
+def _served(manifest: dict[str, Any]) -> str:
+    """The model a version serves: `auto` names what its validation chose."""
+    choice = manifest.get("choice")
+    if not choice:
+        return str(manifest["model"])
+    params = ", ".join(f"{key}={value}" for key, value in choice["params"].items() if key != "parts")
+    return f"auto: {choice['model']}" + (f" ({params})" if params else "")
 
 
 @recs_app.command("recommend")
@@ -73,7 +83,7 @@ def versions(workspace: Path | None = WorkspaceOption) -> None:
     table = Table("version", "model", "users", "items", "interactions", "fit s", title_justify="left")
     for manifest in manifests:
         table.add_row(
-            manifest["version"], manifest["model"], f"{manifest['users']:,}", f"{manifest['items']:,}",
+            manifest["version"], _served(manifest), f"{manifest['users']:,}", f"{manifest['items']:,}",
             f"{manifest['interactions']:,}", f"{manifest['fit_seconds']:.1f}",
         )  # fmt: skip
     Console().print(table)

@@ -20,8 +20,9 @@ from engage.recommend.catalog import Catalog
 from engage.recommend.config import RecommenderConfig
 from engage.recommend.models import Model
 from engage.recommend.models.als import Als
+from engage.recommend.models.auto import Auto
 from engage.recommend.models.bpr import Bpr
-from engage.recommend.models.ease import MAX_ITEMS, Ease
+from engage.recommend.models.ease import Ease
 from engage.recommend.models.itemknn import ItemKnn
 from engage.recommend.models.popularity import Popularity
 from engage.recommend.registry import ModelStore, ModelVersion, Trained
@@ -32,7 +33,6 @@ __all__ = [
     "Interactions",
     "load_interactions",
     "MODELS",
-    "choose_model",
     "fit_model",
     "Fitted",
     "shopper_decay",
@@ -46,6 +46,7 @@ MODELS: dict[str, Callable[[], Model]] = {
     "ease": Ease,
     "als": Als,
     "bpr": Bpr,
+    "auto": Auto,  # engage's default: chooses among the others by validation
 }
 
 
@@ -106,17 +107,6 @@ def load_interactions(
         finally:
             cursor.close()
     return pd.DataFrame(rows, columns=list(columns))
-
-
-def choose_model(config: RecommenderConfig, interactions: Interactions) -> str:
-    """The model `for_you` serves: the configured one, or for `auto` EASE while the catalog allows its
-    items × items inverse and ALS beyond; popularity while there is too little to learn from (Personalize
-    asks for 1,000 interactions of 25 users)."""
-    if config.training.model != "auto":
-        return config.training.model
-    if interactions.matrix.nnz < 1_000 or interactions.matrix.shape[0] < 25:
-        return "popularity"
-    return "ease" if interactions.matrix.shape[1] <= MAX_ITEMS else "als"
 
 
 @dataclass(frozen=True)
@@ -180,14 +170,14 @@ def segment_popularity(
 def train_version(
     database: Database, store: ModelStore, config: RecommenderConfig, catalog: Catalog, now: datetime
 ) -> ModelVersion:
-    """Fit the configured (or chosen) model on the interactions of the last `training.history`, with the
-    catalog's products in the item index, and save it as the new current version."""
+    """Fit the configured model (`auto`: the one its validation chooses) on the interactions of the last
+    `training.history`, with the catalog's products in the item index, and save it as the new current
+    version."""
     with database.read() as connection:
         through = connection.execute(text("SELECT coalesce(max(id), 0) FROM rec_interactions")).scalar_one()
     frame = load_interactions(database, since=now - config.training.history, through=through)
     interactions = Interactions.from_frame(frame, items=list(catalog.ids))
-    name = choose_model(config, interactions)
-    fitted = fit_model(name, interactions)
+    fitted = fit_model(config.training.model, interactions)
     decay = shopper_decay(frame, interactions, now)
     fitted.popularity.counts = np.asarray(decay.sum(axis=0), dtype=np.float32).ravel()
     neighbours = fitted.model if isinstance(fitted.model, ItemKnn) else ItemKnn()
@@ -202,6 +192,8 @@ def train_version(
         "by_channel": {str(k): int(v) for k, v in frame["channel"].value_counts().items()},
         "fit_seconds": round(fitted.seconds, 3),
     }
+    if isinstance(fitted.model, Auto):
+        manifest["choice"] = fitted.model.choice
     trained = Trained(
         model=fitted.model,
         popularity=fitted.popularity,

@@ -50,6 +50,8 @@ _BOUGHT = (
     "SELECT r.profile_id, r.item_id FROM {listed} JOIN rec_interactions AS r "
     f"ON r.profile_id = listed.value WHERE r.event IN ({_PURCHASES})"
 )
+_KINDS = text("SELECT kind FROM identities WHERE kind IN ('user', 'anonymous') AND value = :value")
+"""With the kinds named, the primary key (kind, value) finds them; by value alone it was a table scan."""
 _SEGMENTS = text("SELECT segment FROM segment_memberships WHERE profile_id = :profile AND exited_at IS NULL")
 _BATCH = 1_000
 """Shoppers scored at once by `for_many`: 1,000 × 10,000 items of scores is 40 MB."""
@@ -519,12 +521,7 @@ class Recommender:
     def _is_user_id(self, user: str) -> bool:
         """Whether `user` is a known user id (else it is taken as an anonymous id, if known, or a user id)."""
         with self.database.read() as connection:
-            kinds = {
-                kind
-                for (kind,) in connection.execute(
-                    text("SELECT kind FROM identities WHERE value = :value"), {"value": user}
-                )
-            }
+            kinds = {kind for (kind,) in connection.execute(_KINDS, {"value": user})}
         return "user" in kinds or "anonymous" not in kinds
 
     def _profile(self, user: str | None) -> str | None:

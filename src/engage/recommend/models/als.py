@@ -48,15 +48,19 @@ class Als:
         """Each history's user factors: argmin Σ c(p - xᵀy)² + λ|x|², with confidence c = α·weight on the
         history's items (p = 1) and 1 elsewhere (p = 0), as implicit's own least-squares step."""
         histories = histories.tocsr()
-        result = np.zeros((histories.shape[0], self.item_factors.shape[1]), dtype=np.float32)
-        for row in range(histories.shape[0]):
+        factors = self.item_factors.shape[1]
+        rows = np.flatnonzero(np.diff(histories.indptr))
+        matrices = np.empty((len(rows), factors, factors))
+        targets = np.empty((len(rows), factors))
+        for slot, row in enumerate(rows):
             start, end = histories.indptr[row], histories.indptr[row + 1]
-            if start == end:
-                continue
             items = self.item_factors[histories.indices[start:end]].astype(np.float64)
             confidence = self.alpha * histories.data[start:end].astype(np.float64)
-            matrix = self._gram + (items.T * (confidence - 1.0)) @ items
-            result[row] = np.linalg.solve(matrix, items.T @ confidence)
+            matrices[slot] = self._gram + (items.T * (confidence - 1.0)) @ items
+            targets[slot] = items.T @ confidence
+        result = np.zeros((histories.shape[0], factors), dtype=np.float32)
+        if len(rows):  # solved together: one call for the batch costs less than one per history
+            result[rows] = np.linalg.solve(matrices, targets[:, :, None])[:, :, 0]
         return result
 
     def score(self, histories: sparse.csr_matrix) -> np.ndarray:

@@ -15,7 +15,9 @@ from scipy import sparse
 
 from engage.recommend.evaluation import evaluate, generated_interactions, interaction_matrix
 from engage.recommend.models import Model, auto
+from engage.recommend.models.als import Als
 from engage.recommend.models.auto import Auto, Blend
+from engage.recommend.models.ease import Ease
 from engage.recommend.models.popularity import Popularity
 
 FAMILIES = {"popularity", "itemknn", "ease", "als", "blend"}
@@ -182,3 +184,15 @@ def test_it_beats_popularity_in_an_evaluation() -> None:
     evaluation = evaluate(frame, [Popularity, Auto], "personalize", seed=0)
     ndcg = "normalized_discounted_cumulative_gain_at_10"
     assert evaluation.result("auto").metrics[ndcg] > 1.3 * evaluation.result("popularity").metrics[ndcg]
+
+
+def test_remembered_training_rows_score_as_their_histories_would() -> None:
+    data = matrix()
+    als = Als(factors=16, iterations=5)
+    blend = Blend([(als, 0.5), (Ease(), 0.5)])
+    blend.fit(data)
+    blend.remember(data)
+    rows = data[[3, 7, 11]].tocsr()
+    known = np.array([3, -1, 11])  # the second is scored from its history, as for a changed shopper
+    np.testing.assert_allclose(blend.score_known(rows, known), blend.score(rows), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(als.score_known(rows, known), als.score(rows), rtol=1e-4, atol=1e-4)

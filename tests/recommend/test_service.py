@@ -190,7 +190,10 @@ def test_auto_trains_the_model_its_validation_chooses(shop: Engage) -> None:
     best = max(choice["candidates"], key=lambda candidate: candidate["ndcg_at_10"])
     assert (choice["model"], choice["params"]) == (best["model"], best["params"])
     assert {candidate["model"] for candidate in choice["candidates"]} >= {"popularity", "ease", "als"}
-    assert categories_of(shop.recommend.recommender.for_you("s1", n=10).item_ids)  # it serves
+    recommender = shop.recommend.recommender
+    audience = [f"s{n}" for n in range(10)]
+    answers = recommender.for_many(audience, n=10)  # what training remembered gives for_you's answers
+    assert all(answers[user].item_ids == recommender.for_you(user, n=10).item_ids for user in audience)
 
 
 def test_a_new_version_is_swapped_in_by_every_process(shop: Engage, clock: Clock) -> None:

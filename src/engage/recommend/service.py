@@ -25,6 +25,7 @@ from engage.profiles.queries import find_profile_id
 from engage.recommend.catalog import Catalog
 from engage.recommend.config import RecommenderConfig
 from engage.recommend.models import Model
+from engage.recommend.models.base import Remembers
 from engage.recommend.offers import Offer
 from engage.recommend.registry import ModelStore, ModelVersion
 from engage.store import Database
@@ -476,6 +477,10 @@ class Recommender:
             _select(version.histories, [version.user_index.get(profile, -1) for profile in shoppers])
             + _select(recent.matrix, [recent.index.get(profile, -1) for profile in shoppers])
         ).tocsr()
+        known = np.array(  # a shopper with nothing new since training is exactly their training row
+            [-1 if profile in recent.index else version.user_index.get(profile, -1) for profile in shoppers],
+            dtype=np.int64,
+        )
         excluded = histories if filters.exclude_viewed else None
         purchases = [(row_of[profile], version.item_index[item]) for profile, item in bought
                      if item in version.item_index]  # fmt: skip
@@ -485,7 +490,7 @@ class Recommender:
         def rank(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             part = histories[rows]
             mine = [(row - rows[0], item) for row, item in purchases if rows[0] <= row <= rows[-1]]
-            scores, best = _rank_rows(version.model, part, allowed, n,
+            scores, best = _rank_rows(version.model, part, known[rows], allowed, n,
                                       excluded[rows] if excluded is not None else None, mine)  # fmt: skip
             best[~np.isfinite(np.take_along_axis(scores, best, axis=1))] = -1
             return scores, best, prepared.explain_block(part, best)
@@ -778,13 +783,17 @@ def _strongest_by_column(
 def _rank_rows(
     model: Model,
     histories: sparse.csr_matrix,
+    known: np.ndarray,
     allowed: np.ndarray,
     n: int,
     excluded: sparse.csr_matrix | None,
     purchases: list[tuple[int, int]],
 ) -> tuple[np.ndarray, np.ndarray]:
     """Scores of `histories` (-inf where not allowed) and each row's n best positions, best first."""
-    scores = np.array(model.score(histories), dtype=np.float32)
+    if isinstance(model, Remembers):
+        scores = np.asarray(model.score_known(histories, known), dtype=np.float32)
+    else:
+        scores = np.array(model.score(histories), dtype=np.float32)
     scores[:, ~allowed] = -np.inf
     if excluded is not None:
         scores[excluded.nonzero()] = -np.inf

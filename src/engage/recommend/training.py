@@ -21,6 +21,7 @@ from engage.recommend.config import RecommenderConfig
 from engage.recommend.models import Model
 from engage.recommend.models.als import Als
 from engage.recommend.models.auto import Auto
+from engage.recommend.models.base import Remembers
 from engage.recommend.models.bpr import Bpr
 from engage.recommend.models.ease import Ease
 from engage.recommend.models.itemknn import ItemKnn
@@ -180,6 +181,10 @@ def train_version(
     fitted = fit_model(config.training.model, interactions)
     decay = shopper_decay(frame, interactions, now)
     fitted.popularity.counts = np.asarray(decay.sum(axis=0), dtype=np.float32).ravel()
+    remembered = time.perf_counter()
+    if isinstance(fitted.model, Remembers):  # what scoring the training rows costs, kept for campaigns
+        fitted.model.remember(interactions.matrix)
+    remember_seconds = time.perf_counter() - remembered
     neighbours = fitted.model if isinstance(fitted.model, ItemKnn) else ItemKnn()
     if neighbours is not fitted.model:
         neighbours.fit(interactions.matrix)
@@ -191,6 +196,7 @@ def train_version(
         "interactions": len(frame),
         "by_channel": {str(k): int(v) for k, v in frame["channel"].value_counts().items()},
         "fit_seconds": round(fitted.seconds, 3),
+        "remember_seconds": round(remember_seconds, 3),
     }
     if isinstance(fitted.model, Auto):
         manifest["choice"] = fitted.model.choice

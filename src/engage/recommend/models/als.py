@@ -29,6 +29,8 @@ class Als:
         self.iterations = iterations
         self.seed = seed
         self.item_factors = np.zeros((0, factors), dtype=np.float32)
+        self.remembered = np.zeros((0, factors), dtype=np.float32)
+        """Each training row's folded-in factors (`remember`): empty until asked for."""
         self._gram = np.zeros((factors, factors), dtype=np.float64)
 
     def fit(self, interactions: sparse.csr_matrix) -> None:
@@ -65,3 +67,19 @@ class Als:
 
     def score(self, histories: sparse.csr_matrix) -> np.ndarray:
         return self.user_factors(histories) @ self.item_factors.T
+
+    def remember(self, interactions: sparse.csr_matrix) -> None:
+        self.remembered = np.concatenate(
+            [self.user_factors(interactions[start : start + 10_000])
+             for start in range(0, interactions.shape[0], 10_000)] or [np.zeros((0, self.factors))]
+        ).astype(np.float32)  # fmt: skip
+
+    def score_known(self, histories: sparse.csr_matrix, known: np.ndarray) -> np.ndarray:
+        histories = histories.tocsr()
+        users = np.zeros((histories.shape[0], self.item_factors.shape[1]), dtype=np.float32)
+        hit = known >= 0
+        users[hit] = self.remembered[known[hit]]
+        missed = np.flatnonzero(~hit)
+        if len(missed):
+            users[missed] = self.user_factors(histories[missed])
+        return users @ self.item_factors.T

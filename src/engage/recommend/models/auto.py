@@ -48,7 +48,7 @@ from threadpoolctl import threadpool_limits
 
 from engage.recommend.evaluation.metrics import RunningMetrics, top_items
 from engage.recommend.models.als import Als
-from engage.recommend.models.base import Model
+from engage.recommend.models.base import Model, Remembers
 from engage.recommend.models.ease import MAX_ITEMS, Ease
 from engage.recommend.models.itemknn import ItemKnn
 from engage.recommend.models.popularity import Popularity
@@ -114,15 +114,29 @@ class Blend:
             _fit(model, interactions)
 
     def score(self, histories: sparse.csr_matrix) -> np.ndarray:
+        return self._combined([model.score(histories) for model, _ in self.parts], histories.shape)
+
+    def _combined(self, scores: list[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
         total: np.ndarray | None = None
-        for model, weight in self.parts:
-            part = _standardized(model.score(histories))
-            part *= np.float32(weight)
+        for part, (_, weight) in zip(scores, self.parts, strict=True):
+            weighted = _standardized(part, weight)
             if total is None:
-                total = part
+                total = weighted
             else:
-                total += part
-        return total if total is not None else np.zeros(histories.shape, dtype=np.float32)
+                total += weighted
+        return total if total is not None else np.zeros(shape, dtype=np.float32)
+
+    def remember(self, interactions: sparse.csr_matrix) -> None:
+        for model, _ in self.parts:
+            if isinstance(model, Remembers):
+                model.remember(interactions)
+
+    def score_known(self, histories: sparse.csr_matrix, known: np.ndarray) -> np.ndarray:
+        return self._combined(
+            [model.score_known(histories, known) if isinstance(model, Remembers) else model.score(histories)
+             for model, _ in self.parts],
+            histories.shape,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -184,6 +198,15 @@ class Auto:
         self._serve(best.candidate, interactions, reason="validation", began=began, search=search)
 
     def score(self, histories: sparse.csr_matrix) -> np.ndarray:
+        return self.chosen.score(histories)
+
+    def remember(self, interactions: sparse.csr_matrix) -> None:
+        if isinstance(self.chosen, Remembers):
+            self.chosen.remember(interactions)
+
+    def score_known(self, histories: sparse.csr_matrix, known: np.ndarray) -> np.ndarray:
+        if isinstance(self.chosen, Remembers):
+            return self.chosen.score_known(histories, known)
         return self.chosen.score(histories)
 
     def _serve(
@@ -422,10 +445,10 @@ def _ease_scores(gram: np.ndarray, regularization: float, histories: sparse.csr_
     return np.asarray(-product / diagonal, dtype=np.float32)
 
 
-def _standardized(scores: np.ndarray) -> np.ndarray:
-    """Each row minus its mean over its finite entries, over their deviation (1 where that is 0); -inf
-    stays -inf. In float32 and in place on a copy: serving standardizes a campaign's 1,000 × 10,000 scores
-    per model, and float64 temporaries made that cost more than the scoring."""
+def _standardized(scores: np.ndarray, weight: float = 1.0) -> np.ndarray:
+    """Each row minus its mean over its finite entries, over their deviation (1 where that is 0), times
+    `weight`; -inf stays -inf. In float32 and in place on a copy: serving standardizes a campaign's
+    1,000 × 10,000 scores per model, and float64 temporaries made that cost more than the scoring."""
     result = np.array(scores, dtype=np.float32)
     finite = np.isfinite(result)
     whole = bool(finite.all())
@@ -438,7 +461,7 @@ def _standardized(scores: np.ndarray) -> np.ndarray:
         result[~finite] = 0.0
     deviation = np.sqrt(np.einsum("ij,ij->i", result, result)[:, None] / counts)
     deviation[deviation == 0] = 1.0
-    result /= deviation
+    result *= np.float32(weight) / deviation
     if not whole:
         result[~finite] = -np.inf
     return result

@@ -13,7 +13,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from scipy import sparse
 
-__all__ = ["Model"]
+__all__ = ["Model", "Remembers"]
 
 
 @runtime_checkable
@@ -31,4 +31,18 @@ class Model(Protocol):
         `histories` (n × items, weighted as in `fit`). A row may be a user never seen in `fit`, or empty
         (then the scores may be all equal or the model's prior, e.g. popularity). Items a history holds
         are not removed here: filtering is the caller's."""
+        ...
+
+
+@runtime_checkable
+class Remembers(Protocol):
+    """A model that can keep what scoring its training rows costs (ALS: each row's folded-in factors), so
+    a campaign scoring shoppers whose history has not changed since training skips that work."""
+
+    def remember(self, interactions: sparse.csr_matrix) -> None:
+        """Keep what scoring each row of `interactions` (the matrix just fitted on) needs."""
+
+    def score_known(self, histories: sparse.csr_matrix, known: np.ndarray) -> np.ndarray:
+        """`score(histories)`, where `known[i]` is the row of the remembered matrix that history i is
+        exactly, or -1: the same scores, computed from what was remembered where it can."""
         ...

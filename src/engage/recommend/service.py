@@ -222,11 +222,13 @@ class Recommender:
         profile_id, history = self._history(user, version)
         explore = self._exploration(profile_id, history, prepared, n)
         if len(history.items):
-            scores = version.model.score(history.row(len(version.items)))[0]
-            explain = lambda top: prepared.reasons(  # noqa: E731
-                prepared.explain_block(history.row(len(version.items)), top[None, :])[0].tolist(),
-                history.latest_events(),
-            )
+            row = history.row(len(version.items))  # scored, then read again to explain the answer
+            scores = version.model.score(row)[0]
+
+            def explain(top: np.ndarray) -> list[str]:
+                return prepared.reasons(prepared.explain_block(row, top[None, :])[0].tolist(),
+                                        history.latest_events())  # fmt: skip
+
         else:
             scores, explain = self._cold_start(profile_id, version)
         return self._answer("for_you", version, profile_id, prepared, scores, n, filters, history, explain,

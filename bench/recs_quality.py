@@ -129,6 +129,8 @@ def describe(choice: dict[str, Any]) -> str:
 
     candidates = choice["candidates"]
     text = named(choice["model"], choice["params"])
+    if choice.get("half_life") is not None:
+        text += f" on histories with a half-life of {choice['half_life']:g} items"
     if candidates:
         best = max(candidate["ndcg_at_10"] for candidate in candidates)
         text += f", validation NDCG@10 {best:.4f}, best of {len(candidates)} candidates"

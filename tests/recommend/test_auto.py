@@ -19,6 +19,7 @@ from engage.recommend.models.als import Als
 from engage.recommend.models.auto import Auto, Blend
 from engage.recommend.models.ease import Ease
 from engage.recommend.models.popularity import Popularity
+from engage.recommend.models.recency import Histories
 
 FAMILIES = {"popularity", "itemknn", "ease", "als", "blend"}
 
@@ -124,18 +125,18 @@ def test_too_few_users_to_validate_on_are_served_by_ease_unvalidated() -> None:
 def test_validation_holds_out_users_of_the_matrix_and_hides_part_of_their_items() -> None:
     interactions = matrix()
     popularity = np.asarray((interactions > 0).sum(axis=0)).ravel()
-    folds = Auto(seed=1)._folds(interactions)
+    folds = Auto(seed=1)._folds(Histories.unordered(interactions), ordered=False)
     assert 2 <= len(folds) <= auto.MAX_FOLDS
     held_out: list[np.ndarray] = []
     hidden_popularity: list[np.ndarray] = []
     kept_popularity: list[np.ndarray] = []
     for fold in folds:
-        assert fold.histories.shape == fold.targets.shape == (fold.users.size, interactions.shape[1])
+        assert fold.histories.matrix.shape == fold.targets.shape == (fold.users.size, interactions.shape[1])
         assert fold.train.shape == (interactions.shape[0] - fold.users.size, interactions.shape[1])
         # Each held-out user is a row of the matrix, split between history and targets, and out of training.
         rows = interactions[fold.users]
-        assert (fold.histories + fold.targets != rows).nnz == 0
-        assert fold.histories.multiply(fold.targets).nnz == 0
+        assert (fold.histories.matrix + fold.targets != rows).nnz == 0
+        assert fold.histories.matrix.multiply(fold.targets).nnz == 0
         sizes, hidden = np.diff(rows.indptr), np.diff(fold.targets.indptr)
         assert (sizes >= auto.MIN_VALIDATION_INTERACTIONS).all()
         assert (hidden == np.maximum(1, np.round(auto.VALIDATION_TARGETS * sizes))).all()
@@ -143,17 +144,73 @@ def test_validation_holds_out_users_of_the_matrix_and_hides_part_of_their_items(
         assert (fold.train != interactions[kept]).nnz == 0
         held_out.append(fold.users)
         hidden_popularity.append(popularity[fold.targets.indices])
-        kept_popularity.append(popularity[fold.histories.indices])
+        kept_popularity.append(popularity[fold.histories.matrix.indices])
     everyone = np.concatenate(held_out)
     assert np.unique(everyone).size == everyone.size, "folds hold out different users"
     assert np.concatenate(hidden_popularity).mean() < 0.8 * np.concatenate(kept_popularity).mean()
+
+
+def drifting(users: int = 300, sessions: int = 4, per_session: int = 6, seed: int = 0) -> pd.DataFrame:
+    """Shoppers whose interest moves: each session in one of 12 categories of 10 items (the lower numbers
+    more popular), the next session in another; what a shopper does next is in their latest category."""
+    rng = np.random.default_rng(seed)
+    chances = 1.0 / np.arange(1, 11)
+    rows = []
+    for user in range(users):
+        for session, category in enumerate(rng.choice(12, sessions, replace=False)):
+            picks = rng.choice(10, per_session, replace=False, p=chances / chances.sum())
+            rows += [
+                (user, 10 * category + pick, session * per_session + step) for step, pick in enumerate(picks)
+            ]
+    frame = pd.DataFrame(rows, columns=["user", "item", "timestamp"])
+    return frame.assign(weight=1.0)
+
+
+def in_order(frame: pd.DataFrame) -> Histories:
+    frame = frame.sort_values(["user", "timestamp"], kind="stable")
+    shape = (int(frame["user"].max()) + 1, int(frame["item"].max()) + 1)
+    return Histories.in_order(
+        frame["user"].to_numpy(), frame["item"].to_numpy(), frame["weight"].to_numpy(), shape
+    )
+
+
+def test_in_order_the_newest_items_are_hidden_and_the_rest_keeps_its_recency() -> None:
+    histories = in_order(drifting())
+    for fold in Auto(seed=2)._folds(histories, ordered=True):
+        whole = histories.take(fold.users)
+        hidden = np.diff(fold.targets.indptr)
+        assert (
+            hidden == np.maximum(1, np.round(auto.VALIDATION_TARGETS * np.diff(whole.matrix.indptr)))
+        ).all()
+        for row in range(fold.users.size):
+            start, end = whole.matrix.indptr[row], whole.matrix.indptr[row + 1]
+            newest = set(whole.matrix.indices[start:end][whole.recency[start:end] < hidden[row]].tolist())
+            assert set(fold.targets[row].indices.tolist()) == newest
+            kept = fold.histories.recency[
+                fold.histories.matrix.indptr[row] : fold.histories.matrix.indptr[row + 1]
+            ]
+            assert sorted(kept.tolist()) == list(range(len(kept))), "counted from the newest item kept"
+
+
+def test_when_interests_move_auto_weighs_recency_and_beats_models_that_do_not() -> None:
+    model = Auto()
+    model.fit_in_order(in_order(drifting()))
+    half_lives = model.choice["validation"]["half_lives"]
+    assert [entry["half_life"] for entry in half_lives] == list(auto.HALF_LIVES)
+    assert model.half_life is not None and model.choice["half_life"] == model.half_life
+    assert {c["half_life"] for c in model.choice["candidates"]} == {model.half_life}
+
+    evaluation = evaluate(drifting(seed=1), [Als, Ease, Auto], "personalize", seed=0)
+    ndcg = "normalized_discounted_cumulative_gain_at_10"
+    best_plain = max(evaluation.result(name).metrics[ndcg] for name in ("als", "ease"))
+    assert evaluation.result("auto").metrics[ndcg] > 1.5 * best_plain
 
 
 def test_large_data_is_validated_on_one_fold_and_a_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     interactions = matrix()
     monkeypatch.setattr(auto, "FOLD_WORK", interactions.nnz)
     monkeypatch.setattr(auto, "TRAIN_SAMPLE", interactions.nnz // 4)
-    (fold,) = Auto()._folds(interactions)
+    (fold,) = Auto()._folds(Histories.unordered(interactions), ordered=False)
     assert 0.15 < fold.scale < 0.35
     assert fold.train.nnz == pytest.approx(fold.scale * interactions.nnz)
 

@@ -35,6 +35,20 @@ def test_problems_name_the_line_and_the_key(tmp_path: Path) -> None:
     assert load_recommender_config(tmp_path).training.every == timedelta(hours=2)
 
 
+@pytest.mark.parametrize(("value", "served"), [("auto", "auto"), ("none", None), ("5", 5.0), ("2.5", 2.5)])
+def test_the_half_life_is_auto_none_or_a_number_of_items(tmp_path: Path, value: str, served: object) -> None:
+    (tmp_path / "recommender.yml").write_text(f"training:\n  half_life: {value}\n")
+    assert load_recommender_config(tmp_path).training.fixed_half_life == served
+
+
+def test_a_half_life_that_is_not_one_says_so(tmp_path: Path) -> None:
+    (tmp_path / "recommender.yml").write_text("training:\n  model: als\n  half_life: 0\n")
+    with pytest.raises(ConfigError) as raised:
+        load_recommender_config(tmp_path)
+    (line,) = str(raised.value).splitlines()
+    assert line.startswith("recommender.yml:3: training.half_life: ")
+
+
 def test_engage_check_reports_them_with_the_other_files(tmp_path: Path) -> None:
     (tmp_path / "endpoints.yml").write_text((example_workspace() / "endpoints.yml").read_text())
     (tmp_path / "recommender.yml").write_text("training:\n  every: soon\n")

@@ -46,6 +46,7 @@ RECALL = "recall_at_20"
 
 class PopularityModel:
     name = "popularity"
+    half_life = None
 
     def fit(self, interactions: sparse.csr_matrix) -> None:
         self.users_per_item = np.asarray((interactions > 0).sum(axis=0), dtype=np.float32).ravel()
@@ -58,6 +59,7 @@ class CooccurrenceModel:
     """Items scored by how many training users had them together with the history's items."""
 
     name = "cooccurrence"
+    half_life = None
 
     def fit(self, interactions: sparse.csr_matrix) -> None:
         seen = (interactions > 0).astype(np.float32)
@@ -74,6 +76,7 @@ class OracleModel:
     the history's own items 2: the evaluation must not rank those by default."""
 
     name = "oracle"
+    half_life = None
 
     def __init__(self, answers: dict[int, tuple[frozenset[int], frozenset[int]]]):
         self.answers = answers
@@ -97,6 +100,7 @@ class EchoModel:
     """Recommends only what the history holds, the heaviest first; nothing else is ranked."""
 
     name = "echo"
+    half_life = None
 
     def fit(self, interactions: sparse.csr_matrix) -> None:
         pass
@@ -404,6 +408,26 @@ def test_every_model_is_fitted_fresh_and_measured_on_the_same_split() -> None:
     assert instance.together.shape == (80, 80)
     with pytest.raises(EngageError, match="distinct names.*popularity"):
         evaluate(frame, [PopularityModel, factory], "personalize", seed=1)
+
+
+def test_each_model_scores_histories_weighted_by_its_own_half_life() -> None:
+    class Recording(PopularityModel):
+        def __init__(self, name: str, half_life: float | None):
+            self.name, self.half_life = name, half_life
+            self.rows: list[sparse.csr_matrix] = []
+
+        def score(self, histories: sparse.csr_matrix) -> np.ndarray:
+            self.rows.append(histories.copy())
+            return super().score(histories)
+
+    # One user, five items in turn, b seen twice (last at the third step); their last item is the test.
+    frame = pd.DataFrame({"user": [0] * 6, "item": list("abcbde"), "weight": 1.0, "timestamp": range(6)})
+    frame = pd.concat([frame, pd.DataFrame({"user": 1, "item": list("ab"), "weight": 1.0, "timestamp": 0})])
+    plain, recent = Recording("plain", None), Recording("recent", 1.0)
+    evaluate(frame, [plain, recent], "leave-last-out", seed=0, exclude_seen=False)
+    assert plain.rows[0].toarray()[0].tolist() == [1.0, 2.0, 1.0, 1.0, 0.0]  # a b c d e, summed
+    # d is the newest item of the history (recency 0), b the one before, then c, then a.
+    assert recent.rows[0].toarray()[0].tolist() == [1 / 8, 2.0 / 2, 1 / 4, 1.0, 0.0]
 
 
 def test_the_evaluation_counts_what_it_measured() -> None:

@@ -19,6 +19,7 @@ from engage.recommend.config import load_recommender_config
 from engage.recommend.registry import ModelStore
 from engage.recommend.service import Filters
 from engage.recommend.training import load_interactions
+from engage.workspace import Workspace
 from tests.conftest import MakeWorkspace
 from tests.helpers import Clock, identify, send, track
 
@@ -125,6 +126,31 @@ def test_a_new_interaction_changes_the_next_answer_without_a_retrain(shop: Engag
     assert after != before
     assert categories_of(after).count(target) > categories_of(before).count(target)
     assert shop.recommend.store.current() is version  # the same model answered both
+
+
+def test_with_a_half_life_what_a_shopper_did_last_leads_in_every_channel(shop: Engage, clock: Clock) -> None:
+    config = shop.workspace.root / "recommender.yml"
+    config.write_text(config.read_text().replace("half_life: auto", "half_life: 2"))
+    engage = bootstrap(Workspace.load(shop.workspace.root), clock=clock)
+    try:
+        version = engage.recommend.train()
+        assert version.model.half_life == 2.0 and version.manifest["half_life"] == 2.0
+        recommender = engage.recommend.recommender
+        favourites = set(categories_of(recommender.for_you("s3", n=10, channel=None).item_ids))
+        latest = next(category for category in CATEGORIES if category not in favourites)
+        send(engage, *(track("s3", "ProductAdded", product_id=f"{latest}-{n:02d}") for n in (4, 8, 12)))
+        unseen = Filters(exclude_viewed=True)
+        top = recommender.for_you("s3", n=4, filters=unseen, channel=None)
+        assert categories_of(top.item_ids).count(latest) >= 3, "three adds now outweigh 25 views before"
+        summed = shop.recommend.recommender.for_you("s3", n=4, filters=unseen, channel=None)  # no half-life
+        assert categories_of(summed.item_ids).count(latest) < categories_of(top.item_ids).count(latest)
+
+        audience = ["s3", "s4"]  # s3 changed since training, s4 is their training row
+        answers = recommender.for_many(audience, n=8)
+        for user in audience:
+            assert answers[user].item_ids == recommender.for_you(user, n=8, channel=None).item_ids, user
+    finally:
+        engage.close()
 
 
 def test_filters_narrow_every_answer(shop: Engage) -> None:

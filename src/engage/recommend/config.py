@@ -12,6 +12,7 @@ a click on a recommendation in the chat. Each event name has a weight; the item 
     training:
       every: 6h          # retrain in the worker (also on demand: engage recs train)
       model: auto        # auto: the evaluation picks; or popularity, itemknn, ease, als, bpr
+      half_life: auto    # recency: an item counts half once the shopper touched this many others since
       history: 365d      # interactions older than this are not learned from
     serving:
       history: 50        # the user's latest interactions folded in at each request
@@ -25,7 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 
 from engage.errors import ConfigError, Problem
 from engage.segments.durations import parse_duration
@@ -56,6 +57,17 @@ Weight = Annotated[float, Field(gt=0)]
 ModelChoice = Literal["auto", "popularity", "itemknn", "ease", "als", "bpr"]
 
 
+def _half_life(value: object) -> float | str:
+    if value in ("auto", "none"):
+        return str(value)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    raise ValueError(f"write auto, none or a number of items above 0, not {value!r}")
+
+
+HalfLife = Annotated[float | Literal["auto", "none"], PlainValidator(_half_life)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,7 +75,15 @@ class _Section(BaseModel):
 class TrainingConfig(_Section):
     every: Duration = timedelta(hours=6)
     model: ModelChoice = "auto"
+    half_life: HalfLife = "auto"
+    """How much recency counts in a shopper's history (`engage.recommend.models.recency`): a number of
+    items; `none` for plain sums; `auto` for what `auto`'s validation finds best (none for another model)."""
     history: Duration = timedelta(days=365)
+
+    @property
+    def fixed_half_life(self) -> float | None | Literal["auto"]:
+        """The half-life to serve with, or "auto" to keep the model's own."""
+        return None if self.half_life == "none" else self.half_life
 
 
 class ExplorationConfig(_Section):

@@ -45,8 +45,8 @@ class Trained:
     users: np.ndarray
     """Profile ids in the order of `histories`' rows."""
     histories: sparse.csr_matrix
-    """The users × items weights trained on: campaigns score whole audiences from them (and whatever
-    arrived since) without reading every shopper's history again."""
+    """Each user's serving row when trained (their latest interactions, weighted as the model asks):
+    campaigns score whole audiences from them without reading every shopper's history again."""
     segment_popularity: dict[str, np.ndarray] = field(default_factory=dict)
     """Popularity among each segment's members, for a shopper with no history who is in a segment."""
 

@@ -26,6 +26,7 @@ from engage.recommend.catalog import Catalog
 from engage.recommend.config import RecommenderConfig
 from engage.recommend.models import Model
 from engage.recommend.models.base import Remembers
+from engage.recommend.models.recency import Histories
 from engage.recommend.offers import Offer
 from engage.recommend.registry import ModelStore, ModelVersion
 from engage.store import Database
@@ -46,7 +47,14 @@ _PROFILES = (
     "SELECT listed.value, i.profile_id FROM {listed} JOIN identities AS i ON i.value = listed.value "
     "AND i.kind IN ('user', 'anonymous') ORDER BY i.kind = 'user'"
 )
-_SINCE = text("SELECT profile_id, item_id, weight FROM rec_interactions WHERE id > :through")
+_CHANGED = text("SELECT DISTINCT profile_id FROM rec_interactions WHERE id > :through")
+_LATEST = (
+    "SELECT profile_id, item_id, weight FROM (SELECT r.profile_id, r.item_id, r.weight, r.at, r.id, "
+    "row_number() OVER (PARTITION BY r.profile_id ORDER BY r.at DESC, r.id DESC) AS n FROM {listed} "
+    "JOIN rec_interactions AS r ON r.profile_id = listed.value) AS latest WHERE n <= :limit "
+    "ORDER BY profile_id, at, id"
+)
+"""Each profile's latest interactions, oldest first."""
 _BOUGHT = (
     "SELECT r.profile_id, r.item_id FROM {listed} JOIN rec_interactions AS r "
     f"ON r.profile_id = listed.value WHERE r.event IN ({_PURCHASES})"
@@ -136,11 +144,10 @@ class _History:
             events.setdefault(item, event)
         return events
 
-    def row(self, size: int) -> sparse.csr_matrix:
-        """The history as one row of item weights, an item's interactions summed (as in training)."""
-        items, slots = np.unique(self.items, return_inverse=True)
-        weights = np.bincount(slots, weights=self.weights, minlength=len(items)).astype(np.float32)
-        return sparse.csr_matrix((weights, items, np.array([0, len(items)])), shape=(1, size))
+    def row(self, size: int, half_life: float | None) -> sparse.csr_matrix:
+        """The history as one row of item weights, an item's interactions summed (as in training) and
+        decayed by their recency over `half_life` (`engage.recommend.models.recency`)."""
+        return Histories.latest_first(self.items, self.weights, size).weighted(half_life)
 
 
 def _exposed(method: Callable[..., Recommendations]) -> Callable[..., Recommendations]:
@@ -222,7 +229,7 @@ class Recommender:
         profile_id, history = self._history(user, version)
         explore = self._exploration(profile_id, history, prepared, n)
         if len(history.items):
-            row = history.row(len(version.items))  # scored, then read again to explain the answer
+            row = history.row(len(version.items), version.model.half_life)  # scored, then read to explain
             scores = version.model.score(row)[0]
 
             def explain(top: np.ndarray) -> list[str]:
@@ -237,19 +244,19 @@ class Recommender:
     def for_many(
         self, users: Sequence[str], n: int = 10, filters: Filters = Filters()
     ) -> dict[str, Recommendations]:
-        """`for_you` for a whole audience (a campaign), by user id or anonymous id: each shopper's history
-        is the version's training data plus what they did since, and shoppers are scored as one matrix per
-        thousand. Not logged: the caller logs with `shown` what it actually sends. Shoppers with no
-        history get their `for_you` one by one (cold starts are few and cheap)."""
+        """`for_you` for a whole audience (a campaign), by user id or anonymous id: a shopper's history is
+        their row of the version's training data, or read again if they did anything since, and shoppers
+        are scored as one matrix per thousand. Not logged: the caller logs with `shown` what it actually
+        sends. Shoppers with no history get their `for_you` one by one (cold starts are few and cheap)."""
         version, prepared = self._version()
         with self.database.read() as connection:
-            since = connection.execute(_SINCE, {"through": version.manifest.get("through_id", 0)}).all()
-        recent = _Recent.of(since, version.item_index, len(version.items))
+            through = version.manifest.get("through_id", 0)
+            changed = {profile for (profile,) in connection.execute(_CHANGED, {"through": through})}
         answers: dict[str, Recommendations] = {}
         pending: Callable[[], dict[str, Recommendations]] | None = None
         for start in range(0, len(users), _BATCH):
             batch = list(users[start : start + _BATCH])
-            scoring = self._score_batch(batch, n, filters, version, prepared, recent)
+            scoring = self._score_batch(batch, n, filters, version, prepared, changed)
             if pending is not None:  # while the next batch is scored
                 answers.update(pending())
             pending = scoring
@@ -273,7 +280,7 @@ class Recommender:
             return self._answer("related", version, profile_id, prepared, version.popularity.counts, n,
                                 filters, history, _always("popular"), exclude)  # fmt: skip
         if len(history.items):
-            mine = version.model.score(history.row(len(version.items)))[0]
+            mine = version.model.score(history.row(len(version.items), version.model.half_life))[0]
             scores = 0.7 * _unit(scores) + 0.3 * _unit(mine)
         name = self.catalog[item_id].name if item_id in self.catalog else item_id
         return self._answer("related", version, profile_id, prepared, scores, n, filters, history,
@@ -310,7 +317,7 @@ class Recommender:
         version, prepared = self._version()
         profile_id, history = self._history(user, version)
         if len(history.items):
-            scores = version.model.score(history.row(len(version.items)))[0]
+            scores = version.model.score(history.row(len(version.items), version.model.half_life))[0]
         else:
             scores = version.popularity.counts
         known = [
@@ -355,7 +362,7 @@ class Recommender:
         profile_id, history = self._history(user, version)
         chosen: list[RecommendedItem] = []
         if len(history.items):
-            scores = version.model.score(history.row(len(version.items)))[0]
+            scores = version.model.score(history.row(len(version.items), version.model.half_life))[0]
             best = float(scores.max())
             scaled = np.clip(scores / best, 0, None) if best > 0 else np.zeros_like(scores)
             for offer in active:
@@ -462,7 +469,7 @@ class Recommender:
         filters: Filters,
         version: ModelVersion,
         prepared: _Prepared,
-        recent: _Recent,
+        changed: set[str],
     ) -> Callable[[], dict[str, Recommendations]]:
         """Start scoring `users` on the pool; the answers come from calling what is returned."""
         sqlite = self.database.is_sqlite
@@ -475,15 +482,26 @@ class Recommender:
             if filters.exclude_purchased:
                 bought = connection.execute(text(_BOUGHT.format(listed=listed("profiles", sqlite))),
                                             {"profiles": list_param(shoppers, sqlite)}).all()  # fmt: skip
+            fresh = [profile for profile in shoppers if profile in changed]
+            latest = connection.execute(
+                text(_LATEST.format(listed=listed("profiles", sqlite))),
+                {"profiles": list_param(fresh, sqlite), "limit": self.config.serving.history},
+            ).all() if fresh else []  # fmt: skip
         row_of = {profile: row for row, profile in enumerate(shoppers)}
-        histories = (
-            _select(version.histories, [version.user_index.get(profile, -1) for profile in shoppers])
-            + _select(recent.matrix, [recent.index.get(profile, -1) for profile in shoppers])
-        ).tocsr()
         known = np.array(  # a shopper with nothing new since training is exactly their training row
-            [-1 if profile in recent.index else version.user_index.get(profile, -1) for profile in shoppers],
+            [-1 if profile in changed else version.user_index.get(profile, -1) for profile in shoppers],
             dtype=np.int64,
         )
+        histories = _select(version.histories, known.tolist())
+        if latest:
+            read = [(row_of[profile], version.item_index[item], weight) for profile, item, weight in latest
+                    if item in version.item_index]  # fmt: skip
+            rows, columns, weights = (
+                (np.array(column) for column in zip(*read, strict=True)) if read else [[]] * 3
+            )
+            histories = histories + Histories.in_order(rows, columns, weights, histories.shape).weighted(
+                version.model.half_life
+            )
         excluded = histories if filters.exclude_viewed else None
         purchases = [(row_of[profile], version.item_index[item]) for profile, item in bought
                      if item in version.item_index]  # fmt: skip
@@ -743,29 +761,6 @@ class _Prepared:
             verb = _VERBS.get(events.get(because, "") if events is not None else "", "looked at")
             reasons.append(f"because you {verb} {self.name(because)}")
         return reasons
-
-
-@dataclass(frozen=True)
-class _Recent:
-    """Interactions since a version was trained, as profiles × items weights."""
-
-    index: dict[str, int]
-    matrix: sparse.csr_matrix
-
-    @classmethod
-    def of(cls, rows: Sequence[Any], item_index: dict[str, int], size: int) -> _Recent:
-        index: dict[str, int] = {}
-        entries = [
-            (index.setdefault(profile, len(index)), item_index[item], weight)
-            for profile, item, weight in rows
-            if item in item_index
-        ]
-        matrix = sparse.csr_matrix(
-            ([w for _, _, w in entries], ([r for r, _, _ in entries], [c for _, c, _ in entries])),
-            shape=(len(index), size),
-            dtype=np.float32,
-        )
-        return cls(index, matrix)
 
 
 def _strongest_by_column(

@@ -1,7 +1,9 @@
 """Training: the interactions table to a users × items matrix, a model fitted on it, a new version saved.
 
 Weights of repeated interactions add up (three views and a purchase say more than one view). Interactions
-older than `training.history` are left out.
+older than `training.history` are left out. The order of each shopper's interactions goes with the matrix,
+for `auto` to learn how much recency counts; the version keeps every shopper's serving row (their latest
+`serving.history` interactions, weighted as the model asks) for campaigns to score without reading them.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from engage.recommend.config import RecommenderConfig
 from engage.recommend.models import Model
 from engage.recommend.models.als import Als
 from engage.recommend.models.auto import Auto
-from engage.recommend.models.base import Remembers
+from engage.recommend.models.base import Remembers, fit
 from engage.recommend.models.bpr import Bpr
 from engage.recommend.models.ease import Ease
 from engage.recommend.models.itemknn import ItemKnn
 from engage.recommend.models.popularity import Popularity
+from engage.recommend.models.recency import Histories
 from engage.recommend.registry import ModelStore, ModelVersion, Trained
 from engage.store import Database
 from engage.store.codec import time_param
@@ -53,29 +56,53 @@ MODELS: dict[str, Callable[[], Model]] = {
 
 @dataclass(frozen=True)
 class Interactions:
-    """Users × items weights with the ids behind the dense indices."""
+    """Users × items weights with the ids behind the dense indices, and the order they came in."""
 
     users: np.ndarray
     items: np.ndarray
-    matrix: sparse.csr_matrix
+    histories: Histories
+    """Every interaction's weight summed per user and item, with their recency."""
+    user_codes: np.ndarray
+    """Each interaction's row, in the order they happened (and `item_codes`, `weights` alike)."""
+    item_codes: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def matrix(self) -> sparse.csr_matrix:
+        return self.histories.matrix
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, items: Sequence[str] = ()) -> Interactions:
-        """`frame` has columns profile_id, item_id, weight; `items` come first in the item index (the
-        catalog, so every product is known to the model even before anyone touched it)."""
+        """`frame` has columns profile_id, item_id, weight, and at and id for their order; `items` come
+        first in the item index (the catalog, so every product is known to the model even before anyone
+        touched it)."""
+        frame = frame.sort_values(["at", "id"], kind="stable") if len(frame) else frame
         item_ids = pd.Index(list(dict.fromkeys([*items, *frame["item_id"].unique()])))
         user_codes, users = pd.factorize(frame["profile_id"], sort=True)
         item_codes = item_ids.get_indexer(frame["item_id"])
-        matrix = sparse.csr_matrix(
-            (frame["weight"].to_numpy(np.float32), (user_codes, item_codes)),
-            shape=(len(users), len(item_ids)),
-            dtype=np.float32,
+        weights = frame["weight"].to_numpy(np.float64)
+        shape = (len(users), len(item_ids))
+        return cls(
+            np.asarray(users, dtype=object),
+            np.asarray(item_ids, dtype=object),
+            Histories.in_order(user_codes, item_codes, weights, shape),
+            user_codes,
+            item_codes,
+            weights,
         )
-        matrix.sum_duplicates()
-        return cls(np.asarray(users, dtype=object), np.asarray(item_ids, dtype=object), matrix)
+
+    def latest(self, limit: int) -> Histories:
+        """Each user's latest `limit` interactions: the rows serving scores them from."""
+        newest_first = np.lexsort((-np.arange(len(self.user_codes)), self.user_codes))
+        counts = np.bincount(self.user_codes, minlength=len(self.users))
+        rank = np.arange(len(newest_first)) - np.repeat(np.cumsum(counts) - counts, counts)
+        kept = np.sort(newest_first[rank < limit])  # back in the order they happened
+        return Histories.in_order(
+            self.user_codes[kept], self.item_codes[kept], self.weights[kept], self.histories.matrix.shape
+        )
 
 
-INTERACTION_COLUMNS = ("profile_id", "item_id", "weight", "channel", "event", "at")
+INTERACTION_COLUMNS = ("id", "profile_id", "item_id", "weight", "channel", "event", "at")
 
 
 def load_interactions(
@@ -121,7 +148,7 @@ def fit_model(name: str, interactions: Interactions) -> Fitted:
     """Fit `name` and the popularity model every version carries for cold starts and fallbacks."""
     began = time.perf_counter()
     model = MODELS[name]()
-    model.fit(interactions.matrix)
+    fit(model, interactions.histories)
     popularity = model if isinstance(model, Popularity) else Popularity()
     if popularity is not model:
         popularity.fit(interactions.matrix)
@@ -179,11 +206,14 @@ def train_version(
     frame = load_interactions(database, since=now - config.training.history, through=through)
     interactions = Interactions.from_frame(frame, items=list(catalog.ids))
     fitted = fit_model(config.training.model, interactions)
+    if config.training.fixed_half_life != "auto":
+        fitted.model.half_life = config.training.fixed_half_life
     decay = shopper_decay(frame, interactions, now)
     fitted.popularity.counts = np.asarray(decay.sum(axis=0), dtype=np.float32).ravel()
     remembered = time.perf_counter()
-    if isinstance(fitted.model, Remembers):  # what scoring the training rows costs, kept for campaigns
-        fitted.model.remember(interactions.matrix)
+    histories = interactions.latest(config.serving.history).weighted(fitted.model.half_life)
+    if isinstance(fitted.model, Remembers):  # what scoring the serving rows costs, kept for campaigns
+        fitted.model.remember(histories)
     remember_seconds = time.perf_counter() - remembered
     neighbours = fitted.model if isinstance(fitted.model, ItemKnn) else ItemKnn()
     if neighbours is not fitted.model:
@@ -196,6 +226,7 @@ def train_version(
         "interactions": len(frame),
         "by_channel": {str(k): int(v) for k, v in frame["channel"].value_counts().items()},
         "fit_seconds": round(fitted.seconds, 3),
+        "half_life": fitted.model.half_life,
         "remember_seconds": round(remember_seconds, 3),
     }
     if isinstance(fitted.model, Auto):
@@ -206,7 +237,7 @@ def train_version(
         items=interactions.items,
         neighbours=neighbours.similarity,
         users=interactions.users,
-        histories=interactions.matrix,
+        histories=histories,
         segment_popularity=segment_popularity(database, interactions, decay),
     )
     return store.save(trained, manifest)

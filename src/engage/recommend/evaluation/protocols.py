@@ -27,6 +27,7 @@ from scipy import sparse
 
 from engage.errors import EngageError
 from engage.recommend.evaluation.interactions import check_interactions, interaction_matrix
+from engage.recommend.models.recency import Histories
 
 __all__ = ["ProtocolName", "PROTOCOLS", "HOLDOUT_SHARE", "TEST_SHARE", "Split", "split_interactions"]
 
@@ -58,14 +59,29 @@ class Split:
 
     def train_matrix(self) -> sparse.csr_matrix:
         """Training users (ascending) × `items`."""
-        users = pd.Index(self.train["user"].unique()).sort_values()
-        return interaction_matrix(self.train, users, self.items)
+        return self.train_histories().matrix
+
+    def train_histories(self) -> Histories:
+        """`train_matrix()` with the recency of each entry, for the models that learn from the order."""
+        return self._in_order(self.train, pd.Index(self.train["user"].unique()).sort_values())
 
     def history_matrix(self) -> sparse.csr_matrix:
         return interaction_matrix(self.history, self.users, self.items)
 
+    def history_histories(self) -> Histories:
+        """`history_matrix()` with the recency of each entry, to weigh as each model asks."""
+        return self._in_order(self.history, self.users)
+
     def test_matrix(self) -> sparse.csr_matrix:
         return interaction_matrix(self.test, self.users, self.items)
+
+    def _in_order(self, frame: pd.DataFrame, users: pd.Index) -> Histories:
+        """`frame`'s interactions (in each user's time order, as the split keeps them) as histories."""
+        rows, columns = users.get_indexer(frame["user"]), self.items.get_indexer(frame["item"])
+        if (rows < 0).any() or (columns < 0).any():
+            raise ValueError("interactions name a user or an item outside the matrix")
+        weights = frame["weight"].to_numpy(dtype=np.float64)
+        return Histories.in_order(rows, columns, weights, (len(users), len(self.items)))
 
 
 def split_interactions(frame: pd.DataFrame, protocol: str, *, seed: int) -> Split:

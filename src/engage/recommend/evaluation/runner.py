@@ -1,6 +1,7 @@
 """Evaluating models side by side: one split of a dataset, every model fitted on its training data and
-ranking every item for every test user from that user's input history through `Model.score`, all measured
-alike (`engage.recommend.evaluation.metrics`).
+ranking every item for every test user from that user's input history through `Model.score` (weighted
+by recency as the model asks, `Model.half_life`, and as serving does), all measured alike
+(`engage.recommend.evaluation.metrics`).
 
 Test users are scored in batches small enough that a batch's scores stay near 16 MB, so memory does not
 grow with the number of users. By default (`exclude_seen`) the items of a user's input history are never
@@ -23,7 +24,8 @@ from scipy import sparse
 from engage.errors import EngageError
 from engage.recommend.evaluation.metrics import RunningMetrics, top_items
 from engage.recommend.evaluation.protocols import split_interactions
-from engage.recommend.models.base import Model
+from engage.recommend.models.base import Model, fit
+from engage.recommend.models.recency import Histories
 
 __all__ = ["ModelSource", "ModelResult", "Evaluation", "evaluate", "relevant_items"]
 
@@ -103,13 +105,13 @@ def evaluate(
     if repeated:
         raise EngageError(f"models must have distinct names to be told apart: {', '.join(repeated)} repeats")
 
-    train = data.train_matrix()
-    histories = data.history_matrix()
-    relevant = relevant_items(data.test_matrix(), histories, exclude_seen)
+    train = data.train_histories()
+    histories = data.history_histories()
+    relevant = relevant_items(data.test_matrix(), histories.matrix, exclude_seen)
     measured = np.flatnonzero(np.diff(relevant.indptr))
     if measured.size == 0:
         raise EngageError(f"{name}: every test item is in its user's input history; nothing can be measured")
-    histories = histories[measured]
+    histories = histories.take(measured)
     relevant = relevant[measured]
 
     results = []
@@ -124,7 +126,7 @@ def evaluate(
         users=int(dataset["user"].nunique()),
         items=len(data.items),
         interactions=len(dataset),
-        train_users=train.shape[0],
+        train_users=train.matrix.shape[0],
         train_interactions=len(data.train),
         test_users=int(measured.size),
         skipped_users=data.skipped_users,
@@ -147,14 +149,15 @@ def relevant_items(
 
 def _measure(
     model: Model,
-    train: sparse.csr_matrix,
-    histories: sparse.csr_matrix,
+    train: Histories,
+    ordered: Histories,
     relevant: sparse.csr_matrix,
     exclude_seen: bool,
 ) -> ModelResult:
     started = time.perf_counter()
-    model.fit(train)
+    fit(model, train)
     fit_seconds = time.perf_counter() - started
+    histories = ordered.weighted(model.half_life)  # as serving weighs a shopper's latest interactions
 
     users, items = relevant.shape
     batch = max(1, _BATCH_CELLS // max(items, 1))
@@ -168,8 +171,8 @@ def _measure(
         if raw.shape != rows.shape:
             raise ValueError(f"model {model.name} scored {raw.shape} for histories of {rows.shape}")
         scores = np.array(raw, dtype=np.promote_types(raw.dtype, np.float32))  # a copy the model does not own
-        if exclude_seen:
-            seen = rows.nonzero()
+        if exclude_seen:  # by the entries, not their values: a long-ago item's decayed weight may be 0
+            seen = ordered.matrix[start : start + batch].nonzero()
             scores[seen] = -np.inf
         metrics.add(top_items(scores), relevant[start : start + batch])
     return ModelResult(model.name, metrics.result(), fit_seconds, score_seconds)

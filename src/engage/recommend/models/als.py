@@ -14,6 +14,7 @@ __all__ = ["Als"]
 
 class Als:
     name = "als"
+    half_life: float | None = None
 
     def __init__(
         self,

@@ -1,18 +1,20 @@
 """engage's default model (`auto`): the candidate that ranks best on a validation split of the very matrix
 it is fitted on, refitted on the whole matrix. Nothing else is read: a caller's test users stay unseen.
 
-The matrix carries no timestamps, so the split cannot hold out each user's newest interactions as
-Personalize's protocol does. About a tenth of the users with at least `MIN_VALIDATION_INTERACTIONS`
-interactions are held out; a fifth of each one's items (at least one) are hidden as their targets and the
-rest is the history they are scored from, as a test user is (`Model.score`, the history's items never
-ranked). Targets are drawn with chances falling as 1/popularity: what users do next is less often the
-popular items they already had than a uniform draw from their past suggests, and a uniform draw rewards
-the models that lean on popularity most (on MovieLens-100K, hiding each training user's newest tenth
-instead ranks the candidates much as these targets do, and unlike uniform ones). Candidates are fitted on
-the other users and compared by NDCG@10 (`engage.recommend.evaluation.metrics`); on small data the split
-is repeated over disjoint groups of users (folds) so that hundreds of users decide, not dozens.
+About a tenth of the users with at least `MIN_VALIDATION_INTERACTIONS` interactions are held out; a fifth
+of each one's items (at least one) are hidden as their targets and the rest is the history they are scored
+from, as a test user is (`Model.score`, the history's items never ranked). Fitted in order
+(`fit_in_order`, as training and the evaluation do), the targets are each user's newest items, what
+Personalize's protocol and a shop's next day ask for, and the history is weighted by recency
+(`engage.recommend.models.recency`) with the half-life that finds them best. Fitted on a matrix alone, the
+targets are drawn with chances falling as 1/popularity: what users do next is less often the popular
+items they already had than a uniform draw from their past suggests. Candidates are fitted on the other
+users and compared by NDCG@10 (`engage.recommend.evaluation.metrics`); on small data the split is
+repeated over disjoint groups of users (folds) so that hundreds of users decide, not dozens.
 
-Candidates, each family searched on a grid around its usual optimum:
+The half-life comes first, chosen on `HALF_LIVES` with a reference ALS (the families agree on it: it is
+what the data's order says); then the candidates, each family searched on a grid around its usual optimum,
+score histories with it:
 
 - popularity, and item-kNN with its default neighbours;
 - EASE (while the catalog allows its items × items inverse, `ease.MAX_ITEMS`), its regularization climbed
@@ -52,6 +54,7 @@ from engage.recommend.models.base import Model, Remembers
 from engage.recommend.models.ease import MAX_ITEMS, Ease
 from engage.recommend.models.itemknn import ItemKnn
 from engage.recommend.models.popularity import Popularity
+from engage.recommend.models.recency import HALF_LIVES, Histories
 
 __all__ = ["Auto", "Blend", "MIN_INTERACTIONS", "MIN_USERS"]
 
@@ -105,6 +108,7 @@ class Blend:
     models' scales do not matter."""
 
     name = "blend"
+    half_life: float | None = None
 
     def __init__(self, parts: Sequence[tuple[Model, float]]):
         self.parts = tuple(parts)
@@ -147,7 +151,8 @@ class _Fold:
     """The held-out users: rows of the matrix, ascending, and rows of `histories` and `targets`."""
     train: sparse.csr_matrix
     """The other users (or a sample of them)."""
-    histories: sparse.csr_matrix
+    histories: Histories
+    """What the held-out users are scored from (its recency counted without the targets)."""
     targets: sparse.csr_matrix
     scale: float
     """`train`'s interactions as a share of the whole matrix's: the Gram matrix shrinks by as much."""
@@ -157,6 +162,7 @@ class _Fold:
 class _Candidate:
     family: str
     params: dict[str, Any]
+    half_life: float | None = None
 
 
 @dataclass
@@ -179,21 +185,29 @@ class Auto:
         self.seed = seed
         self.chosen: Model = Popularity()
         self.choice: dict[str, Any] = {}
+        self.half_life: float | None = None
 
     def fit(self, interactions: sparse.csr_matrix) -> None:
+        """Choose without knowing the interactions' order: no recency, targets drawn at random."""
+        self._choose(Histories.unordered(interactions), ordered=False)
+
+    def fit_in_order(self, histories: Histories) -> None:
+        """Choose with the interactions' order: the newest are the targets, and recency is weighed."""
+        self._choose(histories, ordered=True)
+
+    def _choose(self, histories: Histories, *, ordered: bool) -> None:
         began = time.perf_counter()
-        interactions = sparse.csr_matrix(interactions, dtype=np.float32)
-        interactions.eliminate_zeros()
+        interactions = histories.matrix
         users, items = interactions.shape
         if interactions.nnz < MIN_INTERACTIONS or users < MIN_USERS:
             self._serve(_Candidate("popularity", {}), interactions, reason="too little data", began=began)
             return
-        folds = self._folds(interactions)
-        if sum(fold.histories.shape[0] for fold in folds) < MIN_VALIDATION_USERS:
+        folds = self._folds(histories, ordered)
+        if sum(fold.targets.shape[0] for fold in folds) < MIN_VALIDATION_USERS:
             self._serve(_fallback(items), interactions, reason="too few users to validate", began=began)
             return
         search = _Search(folds, items, self.seed)
-        search.run(ease=items <= MAX_ITEMS)
+        search.run(ease=items <= MAX_ITEMS, recency=ordered)
         best = search.best()
         self._serve(best.candidate, interactions, reason="validation", began=began, search=search)
 
@@ -222,9 +236,11 @@ class Auto:
         model = _build(candidate, self.seed)
         _fit(model, interactions)
         self.chosen = model
+        self.half_life = candidate.half_life
         self.choice = {
             "model": candidate.family,
             "params": candidate.params,
+            "half_life": candidate.half_life,
             "reason": reason,
             "seed": self.seed,
             "metric": METRIC,
@@ -233,6 +249,7 @@ class Auto:
                 {
                     "model": m.candidate.family,
                     "params": m.candidate.params,
+                    "half_life": m.candidate.half_life,
                     "ndcg_at_10": round(m.ndcg, 5),
                     "seconds": round(m.seconds, 3),
                 }
@@ -242,8 +259,10 @@ class Auto:
             "refit_seconds": round(time.perf_counter() - validated, 3),
         }
 
-    def _folds(self, interactions: sparse.csr_matrix) -> list[_Fold]:
-        """Disjoint groups of held-out users, each with a tenth of the users who can be validated on."""
+    def _folds(self, histories: Histories, ordered: bool) -> list[_Fold]:
+        """Disjoint groups of held-out users, each with a tenth of the users who can be validated on; their
+        newest items are the targets when `ordered`, else some drawn at random."""
+        interactions = histories.matrix
         rng = np.random.default_rng(self.seed)
         counts = np.diff(interactions.indptr)
         eligible = np.flatnonzero(counts >= MIN_VALIDATION_INTERACTIONS)
@@ -255,20 +274,24 @@ class Auto:
         affordable = max(1, min(FOLD_WORK // interactions.nnz, FOLD_ITEMS_WORK // interactions.shape[1] ** 3))
         count = max(1, min(MAX_FOLDS, wanted, affordable, eligible.size // per_fold))
         order = rng.permutation(eligible)
-        popularity = np.bincount(interactions.indices, minlength=interactions.shape[1]).astype(np.float64)
+        popularity = None
+        if not ordered:
+            popularity = np.bincount(interactions.indices, minlength=interactions.shape[1]).astype(np.float64)
         return [
-            self._fold(interactions, np.sort(order[k * per_fold : (k + 1) * per_fold]), popularity, rng)
+            self._fold(histories, np.sort(order[k * per_fold : (k + 1) * per_fold]), popularity, rng)
             for k in range(count)
         ]
 
     @staticmethod
     def _fold(
-        interactions: sparse.csr_matrix,
+        histories: Histories,
         held_out: np.ndarray,
-        popularity: np.ndarray,
+        popularity: np.ndarray | None,
         rng: np.random.Generator,
     ) -> _Fold:
-        """Hold out the rows `held_out`, hiding some of each one's items; train on the others or a sample."""
+        """Hold out the rows `held_out`, hiding some of each one's items (the newest, or drawn with chances
+        ∝ `popularity`^-γ); train on the others or a sample."""
+        interactions = histories.matrix
         kept = np.ones(interactions.shape[0], dtype=bool)
         kept[held_out] = False
         rows = np.flatnonzero(kept)
@@ -277,22 +300,24 @@ class Auto:
             rows = rows[rng.random(rows.size) < TRAIN_SAMPLE / kept_nnz]
         train = interactions[rows]
 
-        held = interactions[held_out].tocoo()
-        sizes = np.bincount(held.row, minlength=held_out.size)
-        # Targets drawn without replacement with chances ∝ popularity^-γ (Efraimidis and Spirakis: the
-        # smallest keys E/chance, E exponential): rank each row by key, count positions from its start.
-        keys = rng.exponential(size=held.nnz) * popularity[held.col] ** TARGET_POPULARITY_EXPONENT
-        order = np.lexsort((keys, held.row))
-        position = np.empty(held.nnz, dtype=np.int64)
-        position[order] = np.arange(held.nnz) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        hidden = position < np.maximum(1, np.round(VALIDATION_TARGETS * sizes)).astype(np.int64)[held.row]
-
-        def part(mask: np.ndarray) -> sparse.csr_matrix:
-            return sparse.csr_matrix(
-                (held.data[mask], (held.row[mask], held.col[mask])), shape=held.shape, dtype=np.float32
-            )
-
-        return _Fold(held_out, train, part(~hidden), part(hidden), train.nnz / interactions.nnz)
+        held = histories.take(held_out)
+        sizes = np.diff(held.matrix.indptr)
+        row = np.repeat(np.arange(held_out.size), sizes)
+        hiding = np.maximum(1, np.round(VALIDATION_TARGETS * sizes)).astype(np.int64)
+        if popularity is None:  # the newest
+            position = held.recency.astype(np.int64)
+        else:
+            # Drawn without replacement with chances ∝ popularity^-γ (Efraimidis and Spirakis: the
+            # smallest keys E/chance, E exponential): rank each row by key, count positions from its start.
+            chances = popularity[held.matrix.indices] ** TARGET_POPULARITY_EXPONENT
+            keys = rng.exponential(size=held.matrix.nnz) * chances
+            order = np.lexsort((keys, row))
+            position = np.empty(held.matrix.nnz, dtype=np.int64)
+            position[order] = np.arange(held.matrix.nnz) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        hidden = position < hiding[row]
+        since = held.recency - hiding[row] if popularity is None else held.recency  # without the targets
+        shown = Histories(_entries(held.matrix, ~hidden), since[~hidden])
+        return _Fold(held_out, train, shown, _entries(held.matrix, hidden), train.nnz / interactions.nnz)
 
 
 class _Search:
@@ -305,24 +330,41 @@ class _Search:
         self.measured: list[_Measured] = []
         self._best: dict[str, _Measured] = {}
         self._grams: list[np.ndarray] | None = None
+        self.half_lives: list[tuple[float | None, float]] = []
+        """Each half-life tried and the reference model's NDCG@10 with it."""
 
-    def run(self, *, ease: bool) -> None:
-        self.measure(_Candidate("popularity", {}))
-        self.measure(_Candidate("itemknn", {"neighbours": 100}))
+    def run(self, *, ease: bool, recency: bool) -> None:
+        half_life = self.choose_half_life() if recency else None
+        self.measure(_Candidate("popularity", {}, half_life))
+        self.measure(_Candidate("itemknn", {"neighbours": 100}, half_life))
         if ease:
             # Each value costs an items × items factorization: on a large catalog, steps of ×4.
             grid = EASE_REGULARIZATION if self.items <= _FLOAT32_EASE_ITEMS else EASE_REGULARIZATION[::2]
-            self.climb(grid, EASE_START, lambda value: _Candidate("ease", {"regularization": value}))
+            self.climb(grid, EASE_START, lambda value: _ease(value, half_life))
             self._grams = None
-        self.search_als()
+        self.search_als(half_life)
         self.blend()
 
-    def search_als(self) -> None:
+    def choose_half_life(self) -> float | None:
+        """The half-life with which the reference model finds the held-out users' newest items best (its
+        measures are kept apart from the candidates': the families compete at the one chosen)."""
+        metrics = [RunningMetrics(self.items) for _ in HALF_LIVES]
+        for fold in self.folds:
+            reference = _build(_als(1.0, 1.0), self.seed)
+            _fit(reference, fold.train)
+            for half_life, measuring in zip(HALF_LIVES, metrics, strict=True):
+                scores = np.array(reference.score(fold.histories.weighted(half_life)), dtype=np.float32)
+                scores[fold.histories.matrix.nonzero()] = -np.inf
+                measuring.add(top_items(scores), fold.targets)
+        self.half_lives = [(h, m.result()[METRIC]) for h, m in zip(HALF_LIVES, metrics, strict=True)]
+        return max(self.half_lives, key=lambda pair: pair[1])[0]
+
+    def search_als(self, half_life: float | None) -> None:
         """For each confidence in turn while it helps, the regularization climbed from as much."""
         best: _Measured | None = None
         for alpha in ALS_ALPHA:
             start = min(ALS_REGULARIZATION, key=lambda value: abs(math.log(value / alpha)))
-            found = self.climb(ALS_REGULARIZATION, start, lambda value, a=alpha: _als(value, a))
+            found = self.climb(ALS_REGULARIZATION, start, lambda value, a=alpha: _als(value, a, half_life))
             if best is not None and found.ndcg <= best.ndcg:
                 break  # more confidence no longer helps
             best = found
@@ -353,7 +395,7 @@ class _Search:
         scores = []
         for position, fold in enumerate(self.folds):
             fold_scores = self._scores(candidate, fold, position)
-            fold_scores[fold.histories.nonzero()] = -np.inf
+            fold_scores[fold.histories.matrix.nonzero()] = -np.inf
             metrics.add(top_items(fold_scores), fold.targets)
             scores.append(fold_scores)
         measured = _Measured(candidate, metrics.result()[METRIC], scores, time.perf_counter() - began)
@@ -394,6 +436,7 @@ class _Search:
                         for m, w in parts
                     ]
                 },
+                first.candidate.half_life,
             )
             seconds = (time.perf_counter() - began) / len(BLEND_WEIGHTS)
             self.measured.append(_Measured(candidate, metrics.result()[METRIC], [], seconds))
@@ -405,32 +448,35 @@ class _Search:
     def summary(self) -> dict[str, Any]:
         return {
             "folds": len(self.folds),
-            "users": int(sum(fold.histories.shape[0] for fold in self.folds)),
+            "users": int(sum(fold.targets.shape[0] for fold in self.folds)),
             "targets": int(sum(fold.targets.nnz for fold in self.folds)),
             "train_share": round(float(np.mean([fold.scale for fold in self.folds])), 4),
+            "half_lives": [{"half_life": h, "ndcg_at_10": round(ndcg, 5)} for h, ndcg in self.half_lives],
         }
 
     def _scores(self, candidate: _Candidate, fold: _Fold, position: int) -> np.ndarray:
+        histories = fold.histories.weighted(candidate.half_life)
         if candidate.family == "ease":
-            return self._ease_scores(candidate.params["regularization"] * fold.scale, fold, position)
+            return self._ease_scores(candidate.params["regularization"] * fold.scale, histories, position)
         model = _build(candidate, self.seed)
         _fit(model, fold.train)
-        return np.array(model.score(fold.histories), dtype=np.float32)
+        return np.array(model.score(histories), dtype=np.float32)
 
-    def _ease_scores(self, regularization: float, fold: _Fold, position: int) -> np.ndarray:
+    def _ease_scores(self, regularization: float, histories: sparse.csr_matrix, position: int) -> np.ndarray:
         if self._grams is None:  # kept while EASE's regularization is searched
             dtype = np.float32 if self.items > _FLOAT32_EASE_ITEMS else np.float64
             self._grams = []
             for each in self.folds:
                 seen = (each.train > 0).astype(dtype)
                 self._grams.append((seen.T @ seen).toarray())
-        return _ease_scores(self._grams[position], regularization, fold.histories)
+        return _ease_scores(self._grams[position], regularization, histories)
 
 
 def _ease_scores(gram: np.ndarray, regularization: float, histories: sparse.csr_matrix) -> np.ndarray:
-    """EASE's scores of `histories` without its weights B = I - P·diag(1/diag(P)): with P = (G + λI)⁻¹ =
-    L⁻ᵀL⁻¹ (Cholesky, L lower), an item j outside a history x scores -(x L⁻ᵀL⁻¹)ⱼ / Σᵢ(L⁻¹)ᵢⱼ². A history's
-    own items are never ranked, so their (other) scores are left as they come out."""
+    """EASE's scores of `histories` (as `Ease.score`) without its weights B = I - P·diag(1/diag(P)): with
+    P = (G + λI)⁻¹ = L⁻ᵀL⁻¹ (Cholesky, L lower), an item j outside a history x scores -(x L⁻ᵀL⁻¹)ⱼ /
+    Σᵢ(L⁻¹)ᵢⱼ². A history's own items are never ranked, so their (other) scores are left as they come
+    out."""
     matrix = np.array(gram, order="F")
     matrix[np.diag_indices_from(matrix)] += regularization
     factor, info = linalg.lapack.get_lapack_funcs("potrf", (matrix,))(matrix, lower=1, overwrite_a=1, clean=1)
@@ -439,8 +485,7 @@ def _ease_scores(gram: np.ndarray, regularization: float, histories: sparse.csr_
     inverse, info = linalg.lapack.get_lapack_funcs("trtri", (factor,))(factor, lower=1, overwrite_c=1)
     if info != 0:
         raise np.linalg.LinAlgError(f"EASE: triangular inverse failed ({info})")
-    seen = (histories > 0).astype(inverse.dtype)
-    product = np.asarray(seen @ inverse.T) @ inverse
+    product = np.asarray(histories.astype(inverse.dtype) @ inverse.T) @ inverse
     diagonal = np.einsum("ij,ij->j", inverse, inverse)
     return np.asarray(-product / diagonal, dtype=np.float32)
 
@@ -467,8 +512,20 @@ def _standardized(scores: np.ndarray, weight: float = 1.0) -> np.ndarray:
     return result
 
 
-def _als(regularization: float, alpha: float) -> _Candidate:
-    return _Candidate("als", {"factors": ALS_FACTORS, "regularization": regularization, "alpha": alpha})
+def _als(regularization: float, alpha: float, half_life: float | None = None) -> _Candidate:
+    params = {"factors": ALS_FACTORS, "regularization": regularization, "alpha": alpha}
+    return _Candidate("als", params, half_life)
+
+
+def _ease(regularization: float, half_life: float | None = None) -> _Candidate:
+    return _Candidate("ease", {"regularization": regularization}, half_life)
+
+
+def _entries(matrix: sparse.csr_matrix, mask: np.ndarray) -> sparse.csr_matrix:
+    """`matrix` with only the entries where `mask` (aligned with its data) holds, in the same order."""
+    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
+    indptr = np.r_[0, np.cumsum(np.bincount(rows[mask], minlength=matrix.shape[0]))]
+    return sparse.csr_matrix((matrix.data[mask], matrix.indices[mask], indptr), shape=matrix.shape)
 
 
 def _fallback(items: int) -> _Candidate:

@@ -13,7 +13,9 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from scipy import sparse
 
-__all__ = ["Model", "Remembers"]
+from engage.recommend.models.recency import Histories
+
+__all__ = ["Model", "LearnsRecency", "Remembers", "fit"]
 
 
 @runtime_checkable
@@ -21,6 +23,9 @@ class Model(Protocol):
     name: str
     """Short and stable (`popularity`, `itemknn`, `ease`, `als`, `bpr`, ...): it names the model in
     evaluation tables, in `var/models/` and in the workspace's config."""
+    half_life: float | None
+    """How the histories it scores are weighted by recency (`engage.recommend.models.recency`): each
+    item's weight halves with every `half_life` other items touched since; None: plain sums."""
 
     def fit(self, interactions: sparse.csr_matrix) -> None:
         """Learn from users × items weights (float32, a user's repeated interactions with an item summed,
@@ -28,10 +33,27 @@ class Model(Protocol):
 
     def score(self, histories: sparse.csr_matrix) -> np.ndarray:
         """One row of scores over every fitted item (float32, higher is better) for each row of
-        `histories` (n × items, weighted as in `fit`). A row may be a user never seen in `fit`, or empty
-        (then the scores may be all equal or the model's prior, e.g. popularity). Items a history holds
-        are not removed here: filtering is the caller's."""
+        `histories` (n × items, weighted as in `fit`, decayed by `half_life`). A row may be a user never
+        seen in `fit`, or empty (then the scores may be all equal or the model's prior, e.g.
+        popularity). Items a history holds are not removed here: filtering is the caller's."""
         ...
+
+
+@runtime_checkable
+class LearnsRecency(Protocol):
+    """A model that learns from the order of the interactions how much recency counts (its
+    `half_life`)."""
+
+    def fit_in_order(self, histories: Histories) -> None:
+        """`fit` on `histories.matrix`, with each entry's recency to learn from."""
+
+
+def fit(model: Model, histories: Histories) -> None:
+    """Fit `model` on `histories`, in order when it learns from the order."""
+    if isinstance(model, LearnsRecency):
+        model.fit_in_order(histories)
+    else:
+        model.fit(histories.matrix)
 
 
 @runtime_checkable

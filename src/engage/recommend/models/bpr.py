@@ -13,6 +13,7 @@ __all__ = ["Bpr"]
 
 class Bpr:
     name = "bpr"
+    half_life: float | None = None
 
     def __init__(
         self,

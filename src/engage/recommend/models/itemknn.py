@@ -15,6 +15,7 @@ __all__ = ["ItemKnn"]
 
 class ItemKnn:
     name = "itemknn"
+    half_life: float | None = None
 
     def __init__(self, neighbours: int = 100):
         self.neighbours = neighbours

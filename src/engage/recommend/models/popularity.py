@@ -11,6 +11,7 @@ __all__ = ["Popularity"]
 
 class Popularity:
     name = "popularity"
+    half_life: float | None = None
 
     def __init__(self) -> None:
         self.counts = np.zeros(0, dtype=np.float32)

@@ -29,6 +29,7 @@ __all__ = ["Trained", "ModelVersion", "ModelStore"]
 _CURRENT = "CURRENT"
 _MODEL = "model.pickle"
 _MANIFEST = "manifest.json"
+_Pointer = tuple[tuple[int, int], str]
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,9 @@ class ModelStore:
         self.folder = folder
         self._lock = threading.Lock()
         self._current: ModelVersion | None = None
-        self._seen: tuple[int, str] | None = None
+        self._seen: _Pointer | None = None
+        self._read: _Pointer | None = None
+        self._current_path = folder / _CURRENT
         self._loading: threading.Thread | None = None
 
     def save(self, trained: Trained, manifest: dict[str, Any]) -> ModelVersion:
@@ -134,14 +137,22 @@ class ModelStore:
             if current is None or path.name != current[1]:
                 shutil.rmtree(path, ignore_errors=True)
 
-    def _pointer(self) -> tuple[int, str] | None:
-        path = self.folder / _CURRENT
+    def _pointer(self) -> _Pointer | None:
+        """`CURRENT`'s identity (inode and time: it is replaced, never rewritten) and the version it names,
+        read only when it changed: every request looks."""
         try:
-            return path.stat().st_mtime_ns, path.read_text().strip()
+            status = os.stat(self._current_path)
         except FileNotFoundError:
             return None
+        identity = (status.st_ino, status.st_mtime_ns)
+        if self._read is None or self._read[0] != identity:
+            try:
+                self._read = (identity, self._current_path.read_text().strip())
+            except FileNotFoundError:
+                return None
+        return self._read
 
-    def _load(self, pointer: tuple[int, str]) -> None:
+    def _load(self, pointer: _Pointer) -> None:
         folder = self.folder / pointer[1]
         with (folder / _MODEL).open("rb") as file:
             parts = pickle.load(file)  # noqa: S301 - written by this store, under the workspace's var/

@@ -198,7 +198,8 @@ class RecInteraction(Base):
 
     __tablename__ = "rec_interactions"
     __table_args__ = (
-        Index("ix_rec_interactions_profile", "profile_id", "at"),
+        # A shopper's latest interactions read from the index alone, at every request.
+        Index("ix_rec_interactions_history", "profile_id", "at", "id", "item_id", "weight", "event"),
         Index("ix_rec_interactions_at", "at"),
         {"sqlite_autoincrement": True},
     )

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import sparse
 
 from engage.errors import EngageError
@@ -240,6 +242,29 @@ def test_items_scored_minus_infinity_are_never_ranked() -> None:
     assert metrics["coverage"] == pytest.approx(3 / 30)
     assert metrics[MRR] == pytest.approx(1 / 3)
     assert metrics[RECALL] == pytest.approx(1 / 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 4).flatmap(
+        lambda rows: st.integers(1, 60).flatmap(
+            lambda items: st.lists(
+                st.lists(
+                    st.sampled_from([-np.inf, 0.0, 0.5, 1.0, 2.0, np.nan]), min_size=items, max_size=items
+                ),
+                min_size=rows,
+                max_size=rows,
+            )
+        )
+    ),
+    st.integers(1, 30),
+)
+def test_the_ranking_is_the_sorted_scores_ties_by_index(values: list[list[float]], depth: int) -> None:
+    scores = np.array(values, dtype=np.float32)
+    for row, top in zip(scores, top_items(scores, depth), strict=True):
+        rankable = [item for item in range(len(row)) if np.isfinite(row[item]) or row[item] == np.inf]
+        expected = sorted(rankable, key=lambda item: (-row[item], item))[:depth]
+        assert top.tolist() == expected + [-1] * (depth - len(expected))
 
 
 def test_ties_are_ranked_by_item_index() -> None:

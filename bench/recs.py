@@ -241,7 +241,7 @@ def main() -> None:
             recommender.for_you(user, 10, channel=None)
             served.append((time.perf_counter() - started) * 1000)
             _, history = recommender._history(user, version)  # noqa: SLF001 - the baseline's input
-            row = history.row(size)
+            row = history.row(size, version.model.half_life)
             started = time.perf_counter()
             scores = version.model.score(row)[0]
             np.argpartition(-scores, 10)[:10]

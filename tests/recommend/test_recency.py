@@ -4,6 +4,8 @@ half-life as models ask."""
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy import sparse
 
 from engage.recommend.models.recency import Histories
@@ -44,3 +46,15 @@ def test_rows_are_taken_with_their_recency() -> None:
     taken = histories.take(np.array([2, 1]))
     assert taken.matrix.toarray().tolist() == [[0, 0, 1], [1, 1, 0]]
     assert taken.recency.tolist() == [0, 1, 0]
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.sampled_from([1.0, 2.0, 5.0])), min_size=0, max_size=40))
+def test_one_shoppers_history_read_newest_first_is_their_history_in_order(
+    events: list[tuple[int, float]],
+) -> None:
+    items = np.array([item for item, _ in events], dtype=np.int64)
+    weights = np.array([weight for _, weight in events])
+    newest_first = Histories.latest_first(items[::-1], weights[::-1], 10)
+    in_order = Histories.in_order(np.zeros(len(items), dtype=np.int64), items, weights, (1, 10))
+    assert (newest_first.matrix != in_order.matrix).nnz == 0
+    assert newest_first.recency.tolist() == in_order.recency.tolist()

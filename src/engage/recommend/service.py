@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import inspect
-import uuid
+import os
+import random
 import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from scipy import sparse
@@ -24,6 +25,7 @@ from sqlalchemy import text
 from engage.profiles.queries import find_profile_id
 from engage.recommend.catalog import Catalog
 from engage.recommend.config import RecommenderConfig
+from engage.recommend.evaluation.metrics import top_items
 from engage.recommend.models import Model
 from engage.recommend.models.base import Remembers
 from engage.recommend.models.recency import Histories
@@ -37,7 +39,7 @@ __all__ = ["Filters", "RecommendedItem", "Recommendations", "Recommender", "NoMo
 PURCHASE_EVENTS = frozenset({"OrderCompleted"})
 _PURCHASES = ", ".join(f"'{event}'" for event in sorted(PURCHASE_EVENTS))  # constants, for SQL
 SHOWN_EVENT = "RecommendationShown"
-_HISTORY = text(
+_HISTORY = (
     "SELECT profile_id, item_id, weight, event FROM rec_interactions WHERE profile_id = coalesce("
     "(SELECT profile_id FROM identities WHERE kind = 'user' AND value = :user), "
     "(SELECT profile_id FROM identities WHERE kind = 'anonymous' AND value = :user)) "
@@ -59,7 +61,7 @@ _BOUGHT = (
     "SELECT r.profile_id, r.item_id FROM {listed} JOIN rec_interactions AS r "
     f"ON r.profile_id = listed.value WHERE r.event IN ({_PURCHASES})"
 )
-_KINDS = text("SELECT kind FROM identities WHERE kind IN ('user', 'anonymous') AND value = :value")
+_KINDS = "SELECT kind FROM identities WHERE kind IN ('user', 'anonymous') AND value = :value"
 """With the kinds named, the primary key (kind, value) finds them; by value alone it was a table scan."""
 _SEGMENTS = text("SELECT segment FROM segment_memberships WHERE profile_id = :profile AND exited_at IS NULL")
 _BATCH = 1_000
@@ -99,12 +101,19 @@ class Filters:
     promotions: placed at evenly spaced positions."""
 
 
-@dataclass(frozen=True)
-class RecommendedItem:
+class RecommendedItem(NamedTuple):  # a campaign builds millions: a tuple costs a fraction of a dataclass
     item_id: str
     score: float | None
     """None for an item the model does not know (`rank` returns them last, unscored)."""
     reason: str
+
+
+_ids = random.Random(os.urandom(32))
+
+
+def _new_id() -> str:
+    """32 random hex digits (a campaign needs thousands a second: not a system call each)."""
+    return f"{_ids.getrandbits(128):032x}"
 
 
 @dataclass(frozen=True)
@@ -113,7 +122,7 @@ class Recommendations:
     items: list[RecommendedItem]
     model_version: str | None
     profile_id: str | None = None
-    recommendation_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    recommendation_id: str = field(default_factory=_new_id)
 
     @property
     def item_ids(self) -> list[str]:
@@ -497,7 +506,7 @@ class Recommender:
             read = [(row_of[profile], version.item_index[item], weight) for profile, item, weight in latest
                     if item in version.item_index]  # fmt: skip
             rows, columns, weights = (
-                (np.array(column) for column in zip(*read, strict=True)) if read else [[]] * 3
+                (np.array(column) for column in zip(*read, strict=True)) if read else ([],) * 3
             )
             histories = histories + Histories.in_order(rows, columns, weights, histories.shape).weighted(
                 version.model.half_life
@@ -513,7 +522,6 @@ class Recommender:
             mine = [(row - rows[0], item) for row, item in purchases if rows[0] <= row <= rows[-1]]
             scores, best = _rank_rows(version.model, part, known[rows], allowed, n,
                                       excluded[rows] if excluded is not None else None, mine)  # fmt: skip
-            best[~np.isfinite(np.take_along_axis(scores, best, axis=1))] = -1
             return scores, best, prepared.explain_block(part, best)
 
         futures = [self._pool.submit(rank, rows) for rows in halves]
@@ -546,8 +554,7 @@ class Recommender:
 
     def _is_user_id(self, user: str) -> bool:
         """Whether `user` is a known user id (else it is taken as an anonymous id, if known, or a user id)."""
-        with self.database.read() as connection:
-            kinds = {kind for (kind,) in connection.execute(_KINDS, {"value": user})}
+        kinds = {kind for (kind,) in self.database.fetch(_KINDS, {"value": user})}
         return "user" in kinds or "anonymous" not in kinds
 
     def _profile(self, user: str | None) -> str | None:
@@ -561,10 +568,9 @@ class Recommender:
         before an anonymous id of the same value, as `find_profile_id`)."""
         if user is None:
             return None, _History.empty()
-        with self.database.read() as connection:
-            rows = connection.execute(_HISTORY, {"user": user, "limit": self.config.serving.history}).all()
-            if not rows:
-                return find_profile_id(connection, user), _History.empty()
+        rows = self.database.fetch(_HISTORY, {"user": user, "limit": self.config.serving.history})
+        if not rows:
+            return self._profile(user), _History.empty()
         index = version.item_index
         known = [(index[item], weight, event) for _, item, weight, event in rows if item in index]
         return rows[0][0], _History(
@@ -626,17 +632,16 @@ class Recommender:
                 top = np.concatenate([top[: min(len(top), n - len(fresh))], fresh])
                 exploring = set(fresh.tolist())
         reasons = explain(top)
+        promoted = prepared.promoted[top].tolist() if filters.promoted else [False] * len(top)
         items = [
             RecommendedItem(
-                str(version.items[position]),
-                float(scores[position]),
-                "promoted"
-                if prepared.promoted[position] and filters.promoted
-                else "new arrival"
-                if position in exploring
-                else why,
+                version.items[position],
+                score,
+                "promoted" if shown_as_promoted else "new arrival" if position in exploring else why,
             )
-            for position, why in zip(top, reasons, strict=True)
+            for position, score, shown_as_promoted, why in zip(
+                top.tolist(), scores[top].tolist(), promoted, reasons, strict=True
+            )
         ]
         return Recommendations(use_case, items, version.version, profile_id)
 
@@ -664,6 +669,7 @@ class _Prepared:
         self.promoted = column(catalog.promoted, False, np.bool_)
         self._columns = _strongest_by_column(version.neighbours, _EXPLAINING)
         self._names: dict[int, str] = {}
+        self._reasons: dict[tuple[str, int], str] = {}
         self.category = column(np.asarray(catalog.categories, dtype=object)[catalog.category_codes]
                                if len(catalog) else np.zeros(0, dtype=object), None, object)  # fmt: skip
         self.created = column(catalog.created_at, np.iinfo(np.int64).min, np.int64)
@@ -752,15 +758,17 @@ class _Prepared:
 
     def reasons(self, explained: Sequence[int], events: Mapping[int, str] | None = None) -> list[str]:
         """'because you viewed X' from `explain_block`'s answer for each recommended item, with the verb
-        of the shopper's latest interaction with X (`events` by position; without: 'looked at')."""
-        reasons = []
+        of the shopper's latest interaction with X (`events` by position; without: 'looked at'). Each
+        sentence is made once: a campaign writes millions of them."""
+        result = []
         for because in explained:
-            if because < 0:
-                reasons.append("picked for you")
-                continue
-            verb = _VERBS.get(events.get(because, "") if events is not None else "", "looked at")
-            reasons.append(f"because you {verb} {self.name(because)}")
-        return reasons
+            verb = "looked at" if events is None else _VERBS.get(events.get(because, ""), "looked at")
+            reason = self._reasons.get((verb, because))
+            if reason is None:
+                reason = "picked for you" if because < 0 else f"because you {verb} {self.name(because)}"
+                self._reasons[(verb, because)] = reason
+            result.append(reason)
+        return result
 
 
 def _strongest_by_column(
@@ -787,21 +795,19 @@ def _rank_rows(
     excluded: sparse.csr_matrix | None,
     purchases: list[tuple[int, int]],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of `histories` (-inf where not allowed) and each row's n best positions, best first."""
+    """Scores of `histories` (-inf where not allowed) and each row's n best positions, best first (-1 where
+    fewer are allowed)."""
     if isinstance(model, Remembers):
         scores = np.asarray(model.score_known(histories, known), dtype=np.float32)
     else:
         scores = np.array(model.score(histories), dtype=np.float32)
     if not allowed.all():  # a column mask costs a pass over the scores even when it selects nothing
         scores[:, ~allowed] = -np.inf
-    if excluded is not None:
-        scores[excluded.nonzero()] = -np.inf
+    if excluded is not None:  # by the entries: a long-ago item's weight may have decayed to almost 0
+        scores[np.repeat(np.arange(excluded.shape[0]), np.diff(excluded.indptr)), excluded.indices] = -np.inf
     for row, item in purchases:
         scores[row, item] = -np.inf
-    k = min(n, scores.shape[1])
-    best = np.argpartition(scores, scores.shape[1] - k, axis=1)[:, -k:]
-    order = np.argsort(-np.take_along_axis(scores, best, axis=1), axis=1, kind="stable")
-    return scores, np.take_along_axis(best, order, axis=1)
+    return scores, top_items(scores, n)
 
 
 def _select(matrix: sparse.csr_matrix, rows: Sequence[int]) -> sparse.csr_matrix:
@@ -831,18 +837,10 @@ def _unit(scores: np.ndarray) -> np.ndarray:
 
 def _top(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
     """Positions of the n best allowed scores, best first (ties by position, so answers are stable)."""
-    candidates = np.flatnonzero(allowed)
-    if n <= 0 or not len(candidates):
+    if n <= 0:
         return np.zeros(0, dtype=np.int64)
-    values = scores[candidates]
-    if len(candidates) > n:
-        threshold = values[np.argpartition(-values, n - 1)[n - 1]]
-        above = candidates[values > threshold]
-        tied = candidates[values == threshold][: n - len(above)]  # the first positions among equals
-        candidates = np.concatenate([above, tied])
-        values = scores[candidates]
-    order = np.lexsort((candidates, -values))
-    return candidates[order]
+    top = top_items(np.where(allowed, scores, -np.inf)[None, :], n)[0]
+    return top[top >= 0]
 
 
 def _with_promotions(top: np.ndarray, promoted: np.ndarray, n: int) -> np.ndarray:

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+import orjson
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from engage.bootstrap import Engage
@@ -25,7 +26,7 @@ UseCase = Literal["for_you", "popular", "trending", "repurchase", "cart", "offer
 Channel = Literal["web", "email", "sms", "chat"]  # where the answer is shown (its exposure's channel)
 
 
-def _filters(
+async def _filters(
     in_stock: bool = False,
     category: Annotated[list[str] | None, Query(description="Only these categories (repeatable).")] = None,
     exclude_category: Annotated[list[str] | None, Query(description="Not these categories.")] = None,
@@ -53,8 +54,24 @@ class RankRequest(BaseModel):
     channel: Channel = "web"
 
 
-def _view(answer: Recommendations, offers: Mapping[str, Offer] | None = None) -> dict[str, Any]:
-    """The answer as JSON; an offer's item carries what a page shows of it (its coupon, its discount)."""
+class ItemView(BaseModel):
+    id: str
+    score: float | None
+    reason: str
+    offer: dict[str, str] | None = None
+    """For use_case=offer: its description, coupon, discount and scope."""
+
+
+class RecommendationsView(BaseModel):
+    recommendation_id: str
+    use_case: str
+    model_version: str | None
+    items: list[ItemView]
+
+
+def _view(answer: Recommendations, offers: Mapping[str, Offer] | None = None) -> Response:
+    """The answer as JSON (`RecommendationsView`, serialized here rather than validated again by FastAPI);
+    an offer's item carries what a page shows of it (its coupon, its discount)."""
     items = []
     for item in answer.items:
         view: dict[str, Any] = {"id": item.item_id, "score": item.score, "reason": item.reason}
@@ -67,22 +84,23 @@ def _view(answer: Recommendations, offers: Mapping[str, Offer] | None = None) ->
                 "scope": str(offer.scope),
             }
         items.append(view)
-    return {
+    view = {
         "recommendation_id": answer.recommendation_id,
         "use_case": answer.use_case,
         "model_version": answer.model_version,
         "items": items,
     }
+    return Response(orjson.dumps(view), media_type="application/json")
 
 
 def recommendations_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
-    def authorized(request: Request) -> None:
+    async def authorized(request: Request) -> None:  # on the event loop: no thread for a comparison
         write_keys.require(request)
 
     router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)])
     recommender = engage.recommend.recommender
 
-    @router.get("/recommendations/{user_id}")
+    @router.get("/recommendations/{user_id}", response_model=RecommendationsView)
     def recommendations(
         user_id: str,
         use_case: UseCase = "for_you",
@@ -91,7 +109,7 @@ def recommendations_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
         window_hours: float = Query(24, gt=0, description="The trending window (use_case=trending)."),
         channel: Channel = "web",
         filters: Filters = Depends(_filters),
-    ) -> dict[str, Any]:
+    ) -> Response:
         if use_case == "for_you":
             return _view(recommender.for_you(user_id, n, filters, channel=channel))
         if use_case == "popular":
@@ -107,18 +125,18 @@ def recommendations_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
             raise HTTPException(422, "use_case=cart needs the cart's items: items=ID&items=ID")
         return _view(recommender.cart(items, n, filters, user=user_id, channel=channel))
 
-    @router.get("/related/{item_id}")
+    @router.get("/related/{item_id}", response_model=RecommendationsView)
     def related(
         item_id: str,
         n: int = Query(10, ge=1, le=MAX_N),
         user_id: str | None = None,
         channel: Channel = "web",
         filters: Filters = Depends(_filters),
-    ) -> dict[str, Any]:
+    ) -> Response:
         return _view(recommender.related(item_id, n, filters, user=user_id, channel=channel))
 
-    @router.post("/rank")
-    def rank(body: RankRequest) -> dict[str, Any]:
+    @router.post("/rank", response_model=RecommendationsView)
+    def rank(body: RankRequest) -> Response:
         return _view(recommender.rank(body.user_id, body.items, channel=body.channel))
 
     return router

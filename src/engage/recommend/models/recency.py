@@ -44,24 +44,26 @@ class Histories:
     ) -> Histories:
         """From interactions in the order they happened, oldest first (`rows`, `columns` as indices)."""
         rows = np.asarray(rows, dtype=np.int64)
-        columns = np.asarray(columns, dtype=np.int64)
-        keys = rows * shape[1] + columns
+        if not len(rows):
+            return cls(sparse.csr_matrix(shape, dtype=np.float32), np.zeros(0, dtype=np.int32))
+        keys = rows * shape[1] + np.asarray(columns, dtype=np.int64)
         order = np.argsort(keys, kind="stable")  # within a key, still oldest first
         ordered = keys[order]
-        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(keys) else np.zeros(0, int)
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
         ends = np.r_[starts[1:], len(keys)]
         pair_keys = ordered[starts]
         pair_rows, pair_columns = pair_keys // shape[1], pair_keys % shape[1]
-        summed = np.add.reduceat(np.asarray(weights, dtype=np.float64)[order], starts) if len(keys) else []
+        summed = np.add.reduceat(np.asarray(weights, dtype=np.float64)[order], starts)
         latest = order[ends - 1]  # the position of each pair's latest interaction
         by_recency = np.lexsort((-latest, pair_rows))
         counts = np.bincount(pair_rows, minlength=shape[0])
         firsts = np.cumsum(counts) - counts
         recency = np.empty(len(pair_keys), dtype=np.int32)
         recency[by_recency] = np.arange(len(pair_keys)) - firsts[pair_rows[by_recency]]
-        indptr = np.r_[0, np.cumsum(counts)]
+        index = _index_dtype(len(pair_keys), shape)
+        indptr = np.r_[0, np.cumsum(counts)].astype(index)
         matrix = sparse.csr_matrix(
-            (np.asarray(summed, dtype=np.float32), pair_columns, indptr), shape=shape, dtype=np.float32
+            (summed.astype(np.float32), pair_columns.astype(index), indptr), shape=shape
         )
         return cls(matrix, recency)
 
@@ -75,9 +77,17 @@ class Histories:
 
     @classmethod
     def latest_first(cls, items: Sequence[int] | np.ndarray, weights: np.ndarray, size: int) -> Histories:
-        """One shopper's history from their interactions newest first (item positions of `size`)."""
-        items = np.asarray(items, dtype=np.int64)[::-1]
-        return cls.in_order(np.zeros(len(items), dtype=np.int64), items, np.asarray(weights)[::-1], (1, size))
+        """One shopper's history from their interactions newest first (item positions of `size`): the same
+        as `in_order` on the reversed interactions, in a few operations (it runs at every request)."""
+        unique, first, slots = np.unique(
+            np.asarray(items, dtype=np.int64), return_index=True, return_inverse=True
+        )
+        summed = np.bincount(slots, weights=weights, minlength=len(unique)).astype(np.float32)
+        recency = np.empty(len(unique), dtype=np.int32)
+        recency[np.argsort(first)] = np.arange(len(unique), dtype=np.int32)
+        index = _index_dtype(len(unique), (1, size))  # int32 indices: half scipy's cost to build the row
+        indptr = np.array([0, len(unique)], dtype=index)
+        return cls(sparse.csr_matrix((summed, unique.astype(index), indptr), shape=(1, size)), recency)
 
     def weighted(self, half_life: float | None) -> sparse.csr_matrix:
         """The rows to score: summed weights, each decayed by its recency over `half_life`."""
@@ -99,3 +109,7 @@ class Histories:
             (self.matrix.data[picked], entries.indices, entries.indptr), shape=entries.shape, dtype=np.float32
         )
         return Histories(matrix, self.recency[picked])
+
+
+def _index_dtype(entries: int, shape: tuple[int, int]) -> type[np.signedinteger]:
+    return np.int32 if max(entries, *shape) < 2**31 else np.int64

@@ -9,34 +9,30 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
-import random
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-from scipy import sparse
 from sqlalchemy import text
 
 from engage.profiles.queries import find_profile_id
+from engage.recommend._campaign import BATCH, THREADS, Batch, changed_since
+from engage.recommend._history import PURCHASE_EVENTS, History
+from engage.recommend._prepared import Prepared
+from engage.recommend._ranking import share, top_allowed, unit, with_promotions
+from engage.recommend.answers import Filters, NoModelError, Recommendations, RecommendedItem
 from engage.recommend.catalog import Catalog
 from engage.recommend.config import RecommenderConfig
-from engage.recommend.evaluation.metrics import top_items
-from engage.recommend.models import Model
-from engage.recommend.models.base import Remembers
-from engage.recommend.models.recency import Histories
 from engage.recommend.offers import Offer
 from engage.recommend.registry import ModelStore, ModelVersion
 from engage.store import Database
-from engage.store.codec import list_param, listed, time_param
+from engage.store.codec import time_param
 
 __all__ = ["Filters", "RecommendedItem", "Recommendations", "Recommender", "NoModelError"]
 
-PURCHASE_EVENTS = frozenset({"OrderCompleted"})
 _PURCHASES = ", ".join(f"'{event}'" for event in sorted(PURCHASE_EVENTS))  # constants, for SQL
 SHOWN_EVENT = "RecommendationShown"
 _HISTORY = (
@@ -45,118 +41,9 @@ _HISTORY = (
     "(SELECT profile_id FROM identities WHERE kind = 'anonymous' AND value = :user)) "
     "ORDER BY at DESC, id DESC LIMIT :limit"
 )  # two scalar subqueries: one ordered subquery instead costs SQLite a millisecond more
-_PROFILES = (
-    "SELECT listed.value, i.profile_id FROM {listed} JOIN identities AS i ON i.value = listed.value "
-    "AND i.kind IN ('user', 'anonymous') ORDER BY i.kind = 'user'"
-)
-_CHANGED = text("SELECT DISTINCT profile_id FROM rec_interactions WHERE id > :through")
-_LATEST = (
-    "SELECT profile_id, item_id, weight FROM (SELECT r.profile_id, r.item_id, r.weight, r.at, r.id, "
-    "row_number() OVER (PARTITION BY r.profile_id ORDER BY r.at DESC, r.id DESC) AS n FROM {listed} "
-    "JOIN rec_interactions AS r ON r.profile_id = listed.value) AS latest WHERE n <= :limit "
-    "ORDER BY profile_id, at, id"
-)
-"""Each profile's latest interactions, oldest first."""
-_BOUGHT = (
-    "SELECT r.profile_id, r.item_id FROM {listed} JOIN rec_interactions AS r "
-    f"ON r.profile_id = listed.value WHERE r.event IN ({_PURCHASES})"
-)
 _KINDS = "SELECT kind FROM identities WHERE kind IN ('user', 'anonymous') AND value = :value"
 """With the kinds named, the primary key (kind, value) finds them; by value alone it was a table scan."""
 _SEGMENTS = text("SELECT segment FROM segment_memberships WHERE profile_id = :profile AND exited_at IS NULL")
-_BATCH = 1_000
-"""Shoppers scored at once by `for_many`: 1,000 × 10,000 items of scores is 40 MB."""
-_THREADS = 2
-"""`for_many` scores a batch in this many parts at once (sparse products and sorting release the GIL)."""
-_EXPLAINING = 25
-"""A reason is looked for among the 25 items most similar to the item recommended (on the bench data
-every one of 30,000 found one there; a history holds up to 50 items): popular items are
-among thousands of items' neighbours, and scanning all of them cost more than the scoring."""
-_VERBS = {
-    "ProductViewed": "viewed",
-    "ProductAdded": "added to your cart",
-    "OrderCompleted": "bought",
-    "EmailClicked": "clicked in an email",
-    "SmsClicked": "clicked in a text",
-    "RecommendationClicked": "clicked",
-}
-
-
-class NoModelError(LookupError):
-    """No model version has been trained yet (`engage recs train`)."""
-
-
-@dataclass(frozen=True)
-class Filters:
-    exclude_purchased: bool = False
-    exclude_viewed: bool = False
-    """Exclude every item in the shopper's history (viewed, added, bought, clicked)."""
-    in_stock: bool = False
-    categories: tuple[str, ...] = ()
-    exclude_categories: tuple[str, ...] = ()
-    min_price: float | None = None
-    max_price: float | None = None
-    promoted: int = 0
-    """Slots (of the n) filled from the catalog's promoted products, best-scored first, as Personalize's
-    promotions: placed at evenly spaced positions."""
-
-
-class RecommendedItem(NamedTuple):  # a campaign builds millions: a tuple costs a fraction of a dataclass
-    item_id: str
-    score: float | None
-    """None for an item the model does not know (`rank` returns them last, unscored)."""
-    reason: str
-
-
-_ids = random.Random(os.urandom(32))
-
-
-def _new_id() -> str:
-    """32 random hex digits (a campaign needs thousands a second: not a system call each)."""
-    return f"{_ids.getrandbits(128):032x}"
-
-
-@dataclass(frozen=True)
-class Recommendations:
-    use_case: str
-    items: list[RecommendedItem]
-    model_version: str | None
-    profile_id: str | None = None
-    recommendation_id: str = field(default_factory=_new_id)
-
-    @property
-    def item_ids(self) -> list[str]:
-        return [item.item_id for item in self.items]
-
-
-@dataclass(frozen=True)
-class _History:
-    items: np.ndarray
-    """Model positions, latest first (an item once per interaction)."""
-    weights: np.ndarray
-    events: list[str]
-
-    @classmethod
-    def empty(cls) -> _History:
-        return cls(np.zeros(0, dtype=np.int64), np.zeros(0), [])
-
-    @classmethod
-    def weighted(cls, items: np.ndarray, weights: np.ndarray) -> _History:
-        """A history known only by its summed weights (the training data's): the heaviest first."""
-        order = np.argsort(-weights, kind="stable")
-        return cls(items[order].astype(np.int64), weights[order].astype(np.float64), ["history"] * len(items))
-
-    def latest_events(self) -> dict[int, str]:
-        """Each item's latest event (the history is newest first)."""
-        events: dict[int, str] = {}
-        for item, event in zip(self.items.tolist(), self.events, strict=True):
-            events.setdefault(item, event)
-        return events
-
-    def row(self, size: int, half_life: float | None) -> sparse.csr_matrix:
-        """The history as one row of item weights, an item's interactions summed (as in training) and
-        decayed by their recency over `half_life` (`engage.recommend.models.recency`)."""
-        return Histories.latest_first(self.items, self.weights, size).weighted(half_life)
 
 
 def _exposed(method: Callable[..., Recommendations]) -> Callable[..., Recommendations]:
@@ -202,8 +89,8 @@ class Recommender:
         self.catalog = catalog
         self.clock = clock
         self.record = record
-        self._prepared: tuple[str, _Prepared] | None = None
-        self._pool = ThreadPoolExecutor(_THREADS, thread_name_prefix="engage-recommend")
+        self._prepared: tuple[str, Prepared] | None = None
+        self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="engage-recommend")
 
     def shown(self, answer: Recommendations, user: str | None, channel: str | None) -> Recommendations:
         """Log `answer` as shown to `user` on `channel` (when there are a shopper, a channel, a recorder)."""
@@ -258,19 +145,17 @@ class Recommender:
         are scored as one matrix per thousand. Not logged: the caller logs with `shown` what it actually
         sends. Shoppers with no history get their `for_you` one by one (cold starts are few and cheap)."""
         version, prepared = self._version()
-        with self.database.read() as connection:
-            through = version.manifest.get("through_id", 0)
-            changed = {profile for (profile,) in connection.execute(_CHANGED, {"through": through})}
+        changed = changed_since(self.database, version)
         answers: dict[str, Recommendations] = {}
-        pending: Callable[[], dict[str, Recommendations]] | None = None
-        for start in range(0, len(users), _BATCH):
-            batch = list(users[start : start + _BATCH])
-            scoring = self._score_batch(batch, n, filters, version, prepared, changed)
-            if pending is not None:  # while the next batch is scored
-                answers.update(pending())
-            pending = scoring
+        pending: Batch | None = None
+        for start in range(0, len(users), BATCH):
+            batch = Batch.start(self.database, self.config.serving.history, self._pool, version, prepared,
+                                list(users[start : start + BATCH]), n, filters, changed)  # fmt: skip
+            if pending is not None:  # while the next batch is ranked
+                answers.update(self._campaign_answers(pending, n, filters, version, prepared))
+            pending = batch
         if pending is not None:
-            answers.update(pending())
+            answers.update(self._campaign_answers(pending, n, filters, version, prepared))
         return answers
 
     @_exposed
@@ -290,7 +175,7 @@ class Recommender:
                                 filters, history, _always("popular"), exclude)  # fmt: skip
         if len(history.items):
             mine = version.model.score(history.row(len(version.items), version.model.half_life))[0]
-            scores = 0.7 * _unit(scores) + 0.3 * _unit(mine)
+            scores = 0.7 * unit(scores) + 0.3 * unit(mine)
         name = self.catalog[item_id].name if item_id in self.catalog else item_id
         return self._answer("related", version, profile_id, prepared, scores, n, filters, history,
                             _always(f"often together with {name}"), exclude)  # fmt: skip
@@ -305,7 +190,7 @@ class Recommender:
         scores = np.zeros(len(version.items), dtype=np.float32)
         for position in positions:
             scores += prepared.neighbours(position)
-        empty = _History.empty()
+        empty = History.empty()
         if not scores.any():
             return self._answer("cart", version, None, prepared, version.popularity.counts, n, filters,
                                 empty, _always("popular"), np.array(positions, dtype=np.int64))  # fmt: skip
@@ -315,7 +200,7 @@ class Recommender:
     @_exposed
     def popular(self, n: int = 10, filters: Filters = Filters(), user: str | None = None) -> Recommendations:
         version, prepared = self._version()
-        empty = _History.empty()
+        empty = History.empty()
         return self._answer("popular", version, None, prepared, version.popularity.counts, n, filters,
                             empty, _always("popular"))  # fmt: skip
 
@@ -416,18 +301,18 @@ class Recommender:
             position = version.item_index.get(item)
             if position is not None and recent > before:
                 scores[position] = (recent - before) / (before + 1.0)
-        empty = _History.empty()
+        empty = History.empty()
         return self._answer("trending", version, None, prepared, scores, n, filters, empty,
                             _always("trending"), only_positive=True)  # fmt: skip
 
     # -- shared steps ------------------------------------------------------------------------------
 
-    def _version(self) -> tuple[ModelVersion, _Prepared]:
+    def _version(self) -> tuple[ModelVersion, Prepared]:
         version = self.store.current()
         if version is None:
             raise NoModelError("no recommendation model yet: run `engage recs train`")
         if self._prepared is None or self._prepared[0] != version.version:
-            self._prepared = (version.version, _Prepared(version, self.catalog))
+            self._prepared = (version.version, Prepared(version, self.catalog))
         return version, self._prepared[1]
 
     def _cold_start(
@@ -445,7 +330,7 @@ class Recommender:
                 ]
         if not segments:
             return version.popularity.counts, _always("popular")
-        shares = np.stack([_share(version.segment_popularity[segment]) for segment in segments])
+        shares = np.stack([share(version.segment_popularity[segment]) for segment in segments])
 
         def explain(top: np.ndarray) -> list[str]:
             return [f"popular with {segments[row]}" for row in shares[:, top].argmax(axis=0)]
@@ -453,7 +338,7 @@ class Recommender:
         return shares.sum(axis=0), explain
 
     def _exploration(
-        self, profile_id: str | None, history: _History, prepared: _Prepared, n: int
+        self, profile_id: str | None, history: History, prepared: Prepared, n: int
     ) -> np.ndarray:
         """New products to explore with, in the order to use them: drawn at random, three times as likely
         from a category of the shopper's history; the same for one shopper on one day."""
@@ -471,86 +356,27 @@ class Recommender:
         rng = np.random.default_rng(seed)
         return new[rng.choice(len(new), size=len(new), replace=False, p=weight / weight.sum())]
 
-    def _score_batch(
-        self,
-        users: list[str],
-        n: int,
-        filters: Filters,
-        version: ModelVersion,
-        prepared: _Prepared,
-        changed: set[str],
-    ) -> Callable[[], dict[str, Recommendations]]:
-        """Start scoring `users` on the pool; the answers come from calling what is returned."""
-        sqlite = self.database.is_sqlite
-        with self.database.read() as connection:
-            found = connection.execute(text(_PROFILES.format(listed=listed("users", sqlite))),
-                                       {"users": list_param(users, sqlite)}).all()  # fmt: skip
-            profiles = dict(found)  # a user id wins over an anonymous id of the same value: it comes last
-            shoppers = sorted(set(profiles.values()))
-            bought = []
-            if filters.exclude_purchased:
-                bought = connection.execute(text(_BOUGHT.format(listed=listed("profiles", sqlite))),
-                                            {"profiles": list_param(shoppers, sqlite)}).all()  # fmt: skip
-            fresh = [profile for profile in shoppers if profile in changed]
-            latest = connection.execute(
-                text(_LATEST.format(listed=listed("profiles", sqlite))),
-                {"profiles": list_param(fresh, sqlite), "limit": self.config.serving.history},
-            ).all() if fresh else []  # fmt: skip
-        row_of = {profile: row for row, profile in enumerate(shoppers)}
-        known = np.array(  # a shopper with nothing new since training is exactly their training row
-            [-1 if profile in changed else version.user_index.get(profile, -1) for profile in shoppers],
-            dtype=np.int64,
-        )
-        histories = _select(version.histories, known.tolist())
-        if latest:
-            read = [(row_of[profile], version.item_index[item], weight) for profile, item, weight in latest
-                    if item in version.item_index]  # fmt: skip
-            rows, columns, weights = (
-                (np.array(column) for column in zip(*read, strict=True)) if read else ([],) * 3
-            )
-            histories = histories + Histories.in_order(rows, columns, weights, histories.shape).weighted(
-                version.model.half_life
-            )
-        excluded = histories if filters.exclude_viewed else None
-        purchases = [(row_of[profile], version.item_index[item]) for profile, item in bought
-                     if item in version.item_index]  # fmt: skip
-        allowed = prepared.allowed(filters, _History.empty())
-        halves = [rows for rows in np.array_split(np.arange(len(shoppers)), _THREADS) if len(rows)]
-
-        def rank(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            part = histories[rows]
-            mine = [(row - rows[0], item) for row, item in purchases if rows[0] <= row <= rows[-1]]
-            scores, best = _rank_rows(version.model, part, known[rows], allowed, n,
-                                      excluded[rows] if excluded is not None else None, mine)  # fmt: skip
-            return scores, best, prepared.explain_block(part, best)
-
-        futures = [self._pool.submit(rank, rows) for rows in halves]
-        half = np.concatenate([np.full(len(rows), i) for i, rows in enumerate(halves)] or [np.zeros(0, int)])
-        local = np.concatenate([np.arange(len(rows)) for rows in halves] or [np.zeros(0, int)])
-
-        def answers() -> dict[str, Recommendations]:
-            ranked = [future.result() for future in futures]  # (scores, best, because) of each half
-            exploring = len(prepared.new_since(self.clock() - self.config.serving.exploration.new_for)) > 0
-            result = {}
-            for user in users:
-                row = row_of.get(profiles.get(user), -1)  # type: ignore[arg-type]
-                if row < 0 or histories.indptr[row] == histories.indptr[row + 1]:
-                    result[user] = self.for_you(user, n, filters, channel=None)
-                    continue
-                scores, best, because = (part[local[row]] for part in ranked[half[row]])
-                explained = dict(zip(best.tolist(), because.tolist(), strict=True))
-                explore = None
-                if exploring:
-                    start, end = histories.indptr[row], histories.indptr[row + 1]
-                    history = _History.weighted(histories.indices[start:end], histories.data[start:end])
-                    explore = self._exploration(profiles[user], history, prepared, n)
-                result[user] = self._finish(
-                    "for_you", version, profiles[user], prepared, scores, n, filters, best[best >= 0],
-                    lambda top, e=explained: prepared.reasons([e.get(p, -1) for p in top.tolist()]), explore,
-                )  # fmt: skip
-            return result
-
-        return answers
+    def _campaign_answers(
+        self, batch: Batch, n: int, filters: Filters, version: ModelVersion, prepared: Prepared
+    ) -> dict[str, Recommendations]:
+        """`batch`'s answers once ranked: each from its row, a shopper without history by `for_you`."""
+        exploring = len(prepared.new_since(self.clock() - self.config.serving.exploration.new_for)) > 0
+        result = {}
+        for user in batch.users:
+            profile, row = batch.row(user)
+            if profile is None or row is None:
+                result[user] = self.for_you(user, n, filters, channel=None)
+                continue
+            scores, best, because = row
+            explained = dict(zip(best.tolist(), because.tolist(), strict=True))
+            explore = None
+            if exploring:
+                explore = self._exploration(profile, batch.history(profile), prepared, n)
+            result[user] = self._finish(
+                "for_you", version, profile, prepared, scores, n, filters, best[best >= 0],
+                lambda top, e=explained: prepared.reasons([e.get(p, -1) for p in top.tolist()]), explore,
+            )  # fmt: skip
+        return result
 
     def _is_user_id(self, user: str) -> bool:
         """Whether `user` is a known user id (else it is taken as an anonymous id, if known, or a user id)."""
@@ -563,17 +389,17 @@ class Recommender:
         with self.database.read() as connection:
             return find_profile_id(connection, user)
 
-    def _history(self, user: str | None, version: ModelVersion) -> tuple[str | None, _History]:
+    def _history(self, user: str | None, version: ModelVersion) -> tuple[str | None, History]:
         """The shopper's profile and latest interactions, in one round trip when they have any (a user id
         before an anonymous id of the same value, as `find_profile_id`)."""
         if user is None:
-            return None, _History.empty()
+            return None, History.empty()
         rows = self.database.fetch(_HISTORY, {"user": user, "limit": self.config.serving.history})
         if not rows:
-            return self._profile(user), _History.empty()
+            return self._profile(user), History.empty()
         index = version.item_index
         known = [(index[item], weight, event) for _, item, weight, event in rows if item in index]
-        return rows[0][0], _History(
+        return rows[0][0], History(
             np.array([position for position, _, _ in known], dtype=np.int64),
             np.array([weight for _, weight, _ in known], dtype=np.float64),
             [event for _, _, event in known],
@@ -584,11 +410,11 @@ class Recommender:
         use_case: str,
         version: ModelVersion,
         profile_id: str | None,
-        prepared: _Prepared,
+        prepared: Prepared,
         scores: np.ndarray,
         n: int,
         filters: Filters,
-        history: _History,
+        history: History,
         explain: Callable[[np.ndarray], list[str]],
         exclude: np.ndarray | None = None,
         only_positive: bool = False,
@@ -599,7 +425,7 @@ class Recommender:
             allowed[exclude] = False
         if only_positive:
             allowed &= scores > 0
-        top = _top(scores, allowed, n)
+        top = top_allowed(scores, allowed, n)
         return self._finish(use_case, version, profile_id, prepared, scores, n, filters, top, explain,
                             explore, allowed)  # fmt: skip
 
@@ -608,7 +434,7 @@ class Recommender:
         use_case: str,
         version: ModelVersion,
         profile_id: str | None,
-        prepared: _Prepared,
+        prepared: Prepared,
         scores: np.ndarray,
         n: int,
         filters: Filters,
@@ -621,8 +447,8 @@ class Recommender:
         if allowed is None and (filters.promoted or (explore is not None and len(explore))):
             allowed = np.isfinite(scores)
         if filters.promoted:
-            promoted = _top(scores, allowed & prepared.promoted, filters.promoted)
-            top = _with_promotions(top, promoted, n)
+            promoted = top_allowed(scores, allowed & prepared.promoted, filters.promoted)
+            top = with_promotions(top, promoted, n)
         exploring: set[int] = set()
         if explore is not None and len(explore) and len(top) >= 5:
             slots = self.config.serving.exploration.slots
@@ -646,218 +472,5 @@ class Recommender:
         return Recommendations(use_case, items, version.version, profile_id)
 
 
-class _Prepared:
-    """What filtering and explaining need, aligned with one version's item positions."""
-
-    def __init__(self, version: ModelVersion, catalog: Catalog):
-        self.version = version
-        self.catalog = catalog
-        positions = catalog.positions(version.items) if len(catalog) else np.zeros(0, dtype=np.int64)
-        known = positions >= 0
-        size = len(version.items)
-        self.recommendable = known if len(catalog) else np.ones(size, dtype=bool)
-        """Only products the catalog holds are recommended (interactions may name retired ones)."""
-
-        def column(values: np.ndarray, missing: object, dtype: object) -> np.ndarray:
-            result = np.full(size, missing, dtype=dtype)
-            if len(catalog):
-                result[known] = values[positions[known]]
-            return result
-
-        self.price = column(catalog.price, np.nan, np.float64)
-        self.stock = column(catalog.stock, 0, np.int64)
-        self.promoted = column(catalog.promoted, False, np.bool_)
-        self._columns = _strongest_by_column(version.neighbours, _EXPLAINING)
-        self._names: dict[int, str] = {}
-        self._reasons: dict[tuple[str, int], str] = {}
-        self.category = column(np.asarray(catalog.categories, dtype=object)[catalog.category_codes]
-                               if len(catalog) else np.zeros(0, dtype=object), None, object)  # fmt: skip
-        self.created = column(catalog.created_at, np.iinfo(np.int64).min, np.int64)
-        """Seconds since the epoch."""
-        self._new: tuple[int, np.ndarray] | None = None
-        self._positions, self._known = positions, known
-        self._scopes: dict[str, np.ndarray] = {}
-
-    def offer_scope(self, offer: Offer) -> np.ndarray:
-        """Positions of the recommendable products `offer` applies to."""
-        if offer.id not in self._scopes:
-            mask = self.recommendable.copy()
-            if len(self.catalog):
-                mask[self._known] &= offer.scope.mask(self.catalog)[self._positions[self._known]]
-            elif offer.scope.kind != "all":
-                mask[:] = False
-            self._scopes[offer.id] = np.flatnonzero(mask)
-        return self._scopes[offer.id]
-
-    def new_since(self, moment: datetime) -> np.ndarray:
-        """Positions of recommendable products created at or after `moment` (kept for the minute)."""
-        key = int(moment.timestamp()) // 60
-        if self._new is None or self._new[0] != key:
-            self._new = (key, np.flatnonzero(self.recommendable & (self.created >= key * 60)))
-        return self._new[1]
-
-    def allowed(self, filters: Filters, history: _History) -> np.ndarray:
-        allowed = self.recommendable.copy()
-        if filters.in_stock:
-            allowed &= self.stock > 0
-        if filters.categories:
-            allowed &= np.isin(self.category, list(filters.categories))
-        if filters.exclude_categories:
-            allowed &= ~np.isin(self.category, list(filters.exclude_categories))
-        if filters.min_price is not None:
-            allowed &= self.price >= filters.min_price
-        if filters.max_price is not None:
-            allowed &= self.price <= filters.max_price
-        if filters.exclude_viewed and len(history.items):
-            allowed[history.items] = False
-        if filters.exclude_purchased and len(history.items):
-            bought = [item for item, event in zip(history.items, history.events, strict=True)
-                      if event in PURCHASE_EVENTS]  # fmt: skip
-            allowed[np.array(bought, dtype=np.int64)] = False
-        return allowed
-
-    def neighbours(self, position: int) -> np.ndarray:
-        return np.asarray(self.version.neighbours[position].toarray()).ravel()
-
-    def explain_block(self, histories: sparse.csr_matrix, top: np.ndarray) -> np.ndarray:
-        """For each row's recommended items (`top`, -1 for none), the item of that row's history most
-        similar to it (the heaviest among equals) among the `_EXPLAINING` most similar, or -1; a batch's
-        at once, from the recommended items' columns and a sorted lookup in the histories (sparse
-        slicing, or a loop over the answer, would cost more than the scoring)."""
-        size = len(self.version.items)
-        indptr, candidates, similarities = self._columns
-        result = np.full(top.shape, -1, dtype=np.int64)
-        slots = np.flatnonzero(top.ravel() >= 0)
-        items = top.ravel()[slots]
-        starts, lengths = indptr[items], indptr[items + 1] - indptr[items]
-        if not lengths.sum():
-            return result
-        pair = np.repeat(np.arange(len(items)), lengths)
-        entries = np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-        candidate, similarity = candidates[entries], similarities[entries]
-        if not histories.has_sorted_indices:
-            histories = histories.sorted_indices()
-        owned = np.repeat(np.arange(histories.shape[0], dtype=np.int64), np.diff(histories.indptr))
-        held = owned * size + histories.indices  # sorted: rows in order, items sorted within a row
-        keys = (slots[pair] // top.shape[1]) * size + candidate
-        found = np.minimum(np.searchsorted(held, keys), len(held) - 1)
-        mine = (held[found] == keys) & (similarity > 0) if len(held) else np.zeros(len(keys), dtype=np.bool_)
-        pair, candidate = pair[mine], candidate[mine]
-        order = np.lexsort((-histories.data[found[mine]], -similarity[mine], pair))
-        pair, candidate = pair[order], candidate[order]
-        first = np.ones(len(pair), dtype=np.bool_)
-        first[1:] = pair[1:] != pair[:-1]
-        result.ravel()[slots[pair[first]]] = candidate[first]
-        return result
-
-    def name(self, position: int) -> str:
-        if position not in self._names:
-            item = str(self.version.items[position])
-            self._names[position] = self.catalog[item].name if item in self.catalog else item
-        return self._names[position]
-
-    def reasons(self, explained: Sequence[int], events: Mapping[int, str] | None = None) -> list[str]:
-        """'because you viewed X' from `explain_block`'s answer for each recommended item, with the verb
-        of the shopper's latest interaction with X (`events` by position; without: 'looked at'). Each
-        sentence is made once: a campaign writes millions of them."""
-        result = []
-        for because in explained:
-            verb = "looked at" if events is None else _VERBS.get(events.get(because, ""), "looked at")
-            reason = self._reasons.get((verb, because))
-            if reason is None:
-                reason = "picked for you" if because < 0 else f"because you {verb} {self.name(because)}"
-                self._reasons[(verb, because)] = reason
-            result.append(reason)
-        return result
-
-
-def _strongest_by_column(
-    similarity: sparse.csr_matrix, keep: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSC arrays (indptr, indices, data) of `similarity` keeping each column's `keep` largest entries,
-    largest first."""
-    by_column = similarity.tocsc()
-    lengths = np.diff(by_column.indptr)
-    column = np.repeat(np.arange(by_column.shape[1]), lengths)
-    order = np.lexsort((-by_column.data, column))
-    rank = np.arange(by_column.nnz) - np.repeat(by_column.indptr[:-1], lengths)
-    kept = order[rank < keep]
-    indptr = np.concatenate([[0], np.cumsum(np.minimum(lengths, keep))])
-    return indptr, by_column.indices[kept], by_column.data[kept]
-
-
-def _rank_rows(
-    model: Model,
-    histories: sparse.csr_matrix,
-    known: np.ndarray,
-    allowed: np.ndarray,
-    n: int,
-    excluded: sparse.csr_matrix | None,
-    purchases: list[tuple[int, int]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of `histories` (-inf where not allowed) and each row's n best positions, best first (-1 where
-    fewer are allowed)."""
-    if isinstance(model, Remembers):
-        scores = np.asarray(model.score_known(histories, known), dtype=np.float32)
-    else:
-        scores = np.array(model.score(histories), dtype=np.float32)
-    if not allowed.all():  # a column mask costs a pass over the scores even when it selects nothing
-        scores[:, ~allowed] = -np.inf
-    if excluded is not None:  # by the entries: a long-ago item's weight may have decayed to almost 0
-        scores[np.repeat(np.arange(excluded.shape[0]), np.diff(excluded.indptr)), excluded.indices] = -np.inf
-    for row, item in purchases:
-        scores[row, item] = -np.inf
-    return scores, top_items(scores, n)
-
-
-def _select(matrix: sparse.csr_matrix, rows: Sequence[int]) -> sparse.csr_matrix:
-    """`matrix`'s `rows` in that order, an empty row for -1."""
-    picked = np.asarray(rows, dtype=np.int64)
-    present = np.flatnonzero(picked >= 0)
-    selector = sparse.csr_matrix(
-        (np.ones(len(present), dtype=np.float32), (present, picked[present])),
-        shape=(len(picked), matrix.shape[0]),
-    )
-    return selector @ matrix
-
-
-def _share(counts: np.ndarray) -> np.ndarray:
-    total = float(counts.sum())
-    return counts / total if total > 0 else counts
-
-
 def _always(reason: str) -> Callable[[np.ndarray], list[str]]:
     return lambda top: [reason] * len(top)
-
-
-def _unit(scores: np.ndarray) -> np.ndarray:
-    spread = float(scores.max() - scores.min()) if scores.size else 0.0
-    return (scores - scores.min()) / spread if spread > 0 else np.zeros_like(scores)
-
-
-def _top(scores: np.ndarray, allowed: np.ndarray, n: int) -> np.ndarray:
-    """Positions of the n best allowed scores, best first (ties by position, so answers are stable)."""
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    top = top_items(np.where(allowed, scores, -np.inf)[None, :], n)[0]
-    return top[top >= 0]
-
-
-def _with_promotions(top: np.ndarray, promoted: np.ndarray, n: int) -> np.ndarray:
-    """`promoted` placed at evenly spaced slots among the first n of `top` (without repeating an item)."""
-    promoted = promoted[:n]
-    if not len(promoted):
-        return top
-    rest = [position for position in top if position not in set(promoted.tolist())]
-    slots = {round(i * n / len(promoted)) for i in range(len(promoted))}
-    result: list[int] = []
-    promoted_iter, rest_iter = iter(promoted.tolist()), iter(rest)
-    for slot in range(n):
-        source = promoted_iter if slot in slots else rest_iter
-        chosen = next(source, None)
-        if chosen is None:
-            chosen = next(rest_iter if source is promoted_iter else promoted_iter, None)
-        if chosen is None:
-            break
-        result.append(chosen)
-    return np.array(result, dtype=np.int64)

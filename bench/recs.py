@@ -227,6 +227,8 @@ def main() -> None:
         train_seconds = time.perf_counter() - began
         print(f"1. retrain: {version.manifest['model']} in {train_seconds:.1f} s "
               f"(fit {version.manifest['fit_seconds']:.1f} s)")  # fmt: skip
+        if "choice" in version.manifest:
+            print(f"   auto chose {describe(version.manifest['choice'])}")
 
         warm_page_cache(root / "var" / "engage.db")
         rng = np.random.default_rng(args.seed + 1)

@@ -15,16 +15,17 @@ from sqlalchemy import Connection, delete, text
 from engage.events.log import LoggedEvent
 from engage.profiles.consent import ConsentChange, consent_changes
 from engage.store.codec import json_param, json_value, list_param, listed, time_param, time_value
-from engage.store.models import Consent, Profile, ProfileMerge
+from engage.store.models import Address, Consent, Profile, ProfileMerge
 from engage.store.upsert import upsert
 
-__all__ = ["ProfilesConsumer", "merged_into"]
+__all__ = ["ProfilesConsumer", "merged_into", "addresses_of"]
 
 SYSTEM_CHANNEL = "system"
 
 profiles = Profile.__table__
 consents = Consent.__table__
 merges = ProfileMerge.__table__
+addresses = Address.__table__
 # Untyped statements, one per dialect: values come as the driver gives them, decoded by
 # engage.store.codec, and the id list is one parameter.
 _REDIRECTS = {
@@ -246,6 +247,7 @@ class ProfilesConsumer:
             key=["id"],
             update=["user_id", "traits", "first_seen", "last_seen", "event_count", "last_seq"],
         )
+        _write_addresses(connection, batch)
         upsert(
             connection,
             "consents",
@@ -256,6 +258,28 @@ class ProfilesConsumer:
             key=["profile_id", "channel"],
             update=["subscribed", "source", "updated_at", "message_id"],
         )
+
+
+def _write_addresses(connection: Connection, batch: _Batch) -> None:
+    """The rewritten profiles' addresses as their traits now say (an address moves to the profile that
+    claims it last; a trait removed takes its address away)."""
+    touched = sorted(set(batch.profiles) | batch.deleted)
+    connection.execute(delete(addresses).where(addresses.c.profile_id.in_(touched)))
+    rows = []
+    for profile_id, profile in batch.profiles.items():
+        for channel, address in addresses_of(profile["traits"]).items():
+            rows.append({"channel": channel, "address": address, "profile_id": profile_id})
+    upsert(connection, "addresses", rows, key=["channel", "address"], update=["profile_id"])
+
+
+def addresses_of(traits: dict[str, Any]) -> dict[str, str]:
+    """Where traits say a profile is reached, by channel (an email in lower case, a phone in E.164)."""
+    found = {}
+    if isinstance(traits.get("email"), str) and traits["email"]:
+        found["email"] = traits["email"].lower()
+    if isinstance(traits.get("phone"), str) and traits["phone"]:
+        found["sms"] = traits["phone"]
+    return found
 
 
 def _update_traits(traits: dict[str, Any], changes: dict[str, Any]) -> None:

@@ -6,7 +6,8 @@ can share one database.
 Ownership follows the loop: ingestion writes `event_log` and `identities`; the profiles consumer writes
 `profiles` and `consents`; the segments consumer writes `segment_definitions`, `segment_states` and
 `segment_memberships`; the recommend consumer writes `rec_interactions`; the stream writes
-`stream_offsets`, `dead_letters` and `leases`.
+`stream_offsets`, `dead_letters` and `leases`. The profiles consumer keeps `addresses`; messaging writes
+`messages` and `message_statuses`.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ __all__ = [
     "SegmentState",
     "SegmentMembership",
     "RecInteraction",
+    "Address",
+    "Message",
+    "MessageStatus",
 ]
 
 # BIGINT on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the rowid, which AUTOINCREMENT needs.
@@ -213,3 +217,68 @@ class RecInteraction(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     seq: Mapped[int] = mapped_column(BigInteger)
     """The event's place in the log."""
+
+
+class Address(Base):
+    """Where a profile is reached on a channel: its `email` and `phone` traits, kept by the profiles
+    consumer, so that a provider's webhook or an inbound SMS finds its profile by address."""
+
+    __tablename__ = "addresses"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    """An email address in lower case, or a phone number in E.164."""
+    profile_id: Mapped[str] = mapped_column(String(32), index=True)
+
+
+class Message(Base):
+    """One message to one customer: recorded before any provider is called, with its send key (the same
+    journey step or campaign send is recorded once), what it said once rendered and where it stands. The
+    messaging stage writes it; providers' webhooks move its status on."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_due", "status", "due_at"),
+        Index("ix_messages_profile", "profile_id", "channel", "created_at"),
+        Index("ix_messages_provider", "provider_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    send_key: Mapped[str] = mapped_column(String(300), unique=True)
+    profile_id: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(200))
+    transactional: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """When it may be sent (after quiet hours, after a retry's wait)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    address: Mapped[str | None] = mapped_column(String(320))
+    provider: Mapped[str | None] = mapped_column(String(32))
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    subject: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    """The HTML of an email, the text of an SMS."""
+    text: Mapped[str | None] = mapped_column(Text)
+    """The plain-text part of an email."""
+    links: Mapped[list[Any]] = mapped_column(Json, default=list)
+    """Each tracked link's destination, item and recommendation, in the order the tokens number them."""
+    data: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    """What the sender passed: the event that triggered it, the journey or campaign, extra variables."""
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class MessageStatus(Base):
+    """A message's status history: each step (queued, deferred, sent, delivered, opened, …) and why."""
+
+    __tablename__ = "message_statuses"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(SequenceId, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(32), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    detail: Mapped[str | None] = mapped_column(Text)

@@ -56,6 +56,9 @@ class OutboxConfig(ConnectorConfig):
 class _ProviderConfig(ConnectorConfig):
     base_url: str | None = None
     """Another address for the provider's API, e.g. a local fake server on 127.0.0.1 in tests."""
+    timeout: float = Field(default=30.0, gt=0, le=600)
+    """Seconds to wait for the provider's answer; past it, engage cannot know whether the message was
+    taken, and finds out before sending it again."""
 
     @field_validator("base_url")
     @classmethod

@@ -18,6 +18,7 @@ from engage.events.consumers import ConsumerRegistry
 from engage.events.ingest import Ingestor, Limits
 from engage.events.log import EventLog
 from engage.events.stream import EventStream, create_stream
+from engage.messaging.service import Messaging
 from engage.profiles import ProfilesConsumer
 from engage.recommend.runtime import Recommend
 from engage.segments.runtime import Segments
@@ -39,11 +40,12 @@ class Engage:
     ingestor: Ingestor
     segments: Segments
     recommend: Recommend
+    messaging: Messaging
 
     def work(self, stop: threading.Event) -> None:
         """Be a worker until `stop` is set: apply the segment files (backfilling what changed), then
-        deliver the stream to the consumers while the segment clock handles windows running out and the
-        scheduler retrains the recommender."""
+        deliver the stream to the consumers while the segment clock handles windows running out, the
+        scheduler retrains the recommender and the dispatcher sends the messages that are due."""
         for applied in self.segments.sync():
             log.info(
                 "segment %s %s: %d members (%d entered, %d exited)",
@@ -51,6 +53,8 @@ class Engage:
             )  # fmt: skip
         timer = threading.Thread(target=self.segments.timer.run, args=(stop,), name="segment-clock")
         timer.start()
+        dispatcher = threading.Thread(target=self.messaging.run, args=(stop,), name="dispatcher")
+        dispatcher.start()
         scheduler = BackgroundScheduler(timezone=UTC)
         self.recommend.schedule(scheduler)
         scheduler.start()
@@ -60,6 +64,7 @@ class Engage:
             stop.set()
             scheduler.shutdown(wait=False)
             timer.join()
+            dispatcher.join()
 
     def close(self) -> None:
         self.stream.close()
@@ -89,4 +94,5 @@ def bootstrap(
     )
     recommend = Recommend.from_workspace(workspace, database, clock, ingestor)
     consumers.register(recommend.consumer)
-    return Engage(workspace, database, log, stream, consumers, ingestor, segments, recommend)
+    messaging = Messaging(workspace, database, ingestor, recommend, clock)
+    return Engage(workspace, database, log, stream, consumers, ingestor, segments, recommend, messaging)

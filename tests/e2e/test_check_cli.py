@@ -13,8 +13,8 @@ from engage.workspace import init_workspace
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = ("SENDGRID_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "ENGAGE_WRITE_KEY")
 SUMMARY = (
-    "workspace OK: endpoints.yml, 3 connectors, 12 segments, 1 journey, 4 templates, bot (5 files), "
-    "catalog/products.csv, offers.yml, recommender.yml"
+    "workspace OK: endpoints.yml, 3 connectors, 12 segments, 1 journey, 23 template files, templates.yml, "
+    "messaging.yml, bot (5 files), catalog/products.csv, offers.yml, recommender.yml"
 )
 
 Run = Callable[..., tuple[int, list[str], list[str]]]
@@ -85,7 +85,7 @@ def test_init_then_check_from_inside_the_new_workspace(
     code, out, err = run("init", str(dest))
     assert code == 0, err
     assert out[0].startswith(f"created a workspace in {dest}: ")
-    for part in ("endpoints.yml", "connectors/ (3 files)", "bot/ (5 files)", "templates/ (4 files)"):
+    for part in ("endpoints.yml", "connectors/ (3 files)", "bot/ (5 files)", "templates/ (24 files)"):
         assert part in out[0]
     assert out[1] == f"next: cd {dest} && engage check"
     assert not any(path.is_symlink() for path in dest.rglob("*"))
@@ -147,7 +147,7 @@ def break_missing_variable_in_endpoints(ws: Path) -> tuple[str, int, str]:
 
 def break_template(ws: Path) -> tuple[str, int, str]:
     path = ws / "templates" / "email" / "welcome.html.j2"
-    line = replace(path, "{{ links.shop }}", "{{ links.shop }")
+    line = replace(path, '"Start shopping") }}', '"Start shopping") }')
     return "templates/email/welcome.html.j2", line, "template syntax: unexpected '}'"
 
 
@@ -248,11 +248,11 @@ def test_a_new_file_is_counted_and_checked(run: Run, ws: Path) -> None:
     code, out, _ = run("check", "-w", str(ws))
     assert code == 1
     assert len(out) == 1 and out[0].startswith("templates/sms/pick.txt.j2:2: template syntax: Unexpected end")
-    (ws / "templates" / "sms" / "pick.txt.j2").write_text("Hi {{ name }}\n")
+    (ws / "templates" / "sms" / "pick.txt.j2").write_text("Hi {{ user.first_name | default('there') }}\n")
     code, out, _ = run("check", "-w", str(ws))
     assert (code, out) == (
         0,
-        [SUMMARY.replace("1 journey", "2 journeys").replace("4 templates", "5 templates")],
+        [SUMMARY.replace("1 journey", "2 journeys").replace("23 template files", "24 template files")],
     )
 
 

@@ -30,8 +30,8 @@ def test_the_copy_is_clean_and_counted(ws: Path) -> None:
     assert problems == [] and summary.warnings == []
     assert summary.counts["segments/*.yml"] == 12 and summary.counts["bot/**/*.yml"] == 5
     assert str(summary) == (
-        "workspace OK: endpoints.yml, 3 connectors, 12 segments, 1 journey, 4 templates, bot (5 files), "
-        "catalog/products.csv, offers.yml, recommender.yml"
+        "workspace OK: endpoints.yml, 3 connectors, 12 segments, 1 journey, 23 template files, "
+        "templates.yml, messaging.yml, bot (5 files), catalog/products.csv, offers.yml, recommender.yml"
     )
 
 

@@ -19,7 +19,8 @@ from engage.errors import EngageError
 __all__ = ["app", "main"]
 
 COMMAND_MODULES = [
-    "check", "init", "db", "serve", "worker", "run", "events", "profiles", "segments", "recs", "demo",
+    "check", "init", "db", "serve", "worker", "run", "events", "profiles", "segments", "recs", "templates",
+    "messages", "demo",
 ]  # fmt: skip
 
 app = typer.Typer(

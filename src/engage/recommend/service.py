@@ -31,7 +31,7 @@ from engage.recommend.registry import ModelStore, ModelVersion
 from engage.store import Database
 from engage.store.codec import time_param
 
-__all__ = ["Filters", "RecommendedItem", "Recommendations", "Recommender", "NoModelError"]
+__all__ = ["Filters", "RecommendedItem", "Recommendations", "Recommender", "NoModelError", "exposure"]
 
 _PURCHASES = ", ".join(f"'{event}'" for event in sorted(PURCHASE_EVENTS))  # constants, for SQL
 SHOWN_EVENT = "RecommendationShown"
@@ -44,6 +44,24 @@ _HISTORY = (
 _KINDS = "SELECT kind FROM identities WHERE kind IN ('user', 'anonymous') AND value = :value"
 """With the kinds named, the primary key (kind, value) finds them; by value alone it was a table scan."""
 _SEGMENTS = text("SELECT segment FROM segment_memberships WHERE profile_id = :profile AND exited_at IS NULL")
+
+
+def exposure(answer: Recommendations, user: str, channel: str, *, user_id: bool) -> dict[str, Any]:
+    """The `RecommendationShown` track call of `answer` shown to `user` (a user id when `user_id`, else an
+    anonymous id) on `channel`; its messageId is the recommendation's, so it is logged once."""
+    return {
+        "type": "track",
+        "event": SHOWN_EVENT,
+        "userId" if user_id else "anonymousId": user,
+        "messageId": f"rec-{answer.recommendation_id}",
+        "properties": {
+            "recommendation_id": answer.recommendation_id,
+            "use_case": answer.use_case,
+            "items": answer.item_ids,
+            "model_version": answer.model_version,
+        },
+        "context": {"channel": channel},
+    }
 
 
 def _exposed(method: Callable[..., Recommendations]) -> Callable[..., Recommendations]:
@@ -96,22 +114,7 @@ class Recommender:
         """Log `answer` as shown to `user` on `channel` (when there are a shopper, a channel, a recorder)."""
         if user is None or channel is None or self.record is None or not answer.items:
             return answer
-        identity = "userId" if self._is_user_id(user) else "anonymousId"
-        self.record(
-            {
-                "type": "track",
-                "event": SHOWN_EVENT,
-                identity: user,
-                "messageId": f"rec-{answer.recommendation_id}",
-                "properties": {
-                    "recommendation_id": answer.recommendation_id,
-                    "use_case": answer.use_case,
-                    "items": answer.item_ids,
-                    "model_version": answer.model_version,
-                },
-                "context": {"channel": channel},
-            }
-        )
+        self.record(exposure(answer, user, channel, user_id=self._is_user_id(user)))
         return answer
 
     # -- use cases --------------------------------------------------------------------------------

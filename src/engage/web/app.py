@@ -23,6 +23,8 @@ from engage.events.schema import InvalidEvent
 from engage.profiles import profile_view
 from engage.recommend.service import NoModelError
 from engage.web.auth import WriteKeys
+from engage.web.hooks import hooks_router
+from engage.web.links import links_router
 from engage.web.recommendations import recommendations_router
 from engage.web.segments import segments_router
 
@@ -151,6 +153,8 @@ def create_app(engage: Engage) -> FastAPI:
 
     app.include_router(segments_router(engage, write_keys))
     app.include_router(recommendations_router(engage, write_keys))
+    app.include_router(hooks_router(engage))
+    app.include_router(links_router(engage))
 
     @app.get("/healthz")
     async def healthz() -> Response:

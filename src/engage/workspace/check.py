@@ -288,7 +288,22 @@ register_kind(
     finish=_lazy("engage.segments.loader:check_segment_files"),
 )
 register_kind("journeys/*.yml", check_named_mapping)
-register_kind("templates/**/*.j2", check_template)
+register_kind(
+    "templates/**/*.j2",
+    check_template,
+    describe=lambda n: f"{n} template file{'' if n == 1 else 's'}",
+    finish=_lazy("engage.messaging.samples:check_rendered_templates"),
+)
+register_kind(
+    "templates/templates.yml",
+    _lazy("engage.messaging.config:check_templates_file"),
+    describe=lambda n: "templates.yml" if n else "template defaults",
+)
+register_kind(
+    "messaging.yml",
+    _lazy("engage.messaging.config:check_messaging_file"),
+    describe=lambda n: "messaging.yml" if n else "messaging defaults",
+)
 register_kind("bot/**/*.yml", check_yaml_only, describe=lambda n: f"bot ({n} file{'' if n == 1 else 's'})")
 register_kind(
     "catalog/products.csv",

@@ -155,6 +155,9 @@ class Endpoints(BaseModel):
     event_stream: EventStreamConfig = EventStreamConfig()
     public_url: str = "http://127.0.0.1:8000"
     """Where storefronts, providers' webhooks and tracked links reach engage; kept without a trailing `/`."""
+    secret_key: str | None = Field(default=None, min_length=32)
+    """Signs tracked links, open pixels and unsubscribe links; every process and host must share it. Without
+    one, a random key is kept in var/secret.key (enough for one machine)."""
     ingest: IngestConfig
     profiles: ProfilesConfig = ProfilesConfig()
     channels: ChannelsConfig = ChannelsConfig()

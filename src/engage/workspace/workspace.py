@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from engage.workspace.endpoints import ENDPOINTS_FILE, Endpoints, read_endpoints
 __all__ = ["Workspace", "find_workspace", "init_workspace", "example_workspace"]
 
 VAR_DIR = "var"
+_SECRET_FILE = "secret.key"
 _NEVER_COPIED = frozenset({VAR_DIR, "__pycache__", ".rasa"})
 _GITIGNORE = "# Written by engage at run time; not content.\nvar/\nbot/models/\nbot/.rasa/\n__pycache__/\n"
 
@@ -44,6 +47,24 @@ class Workspace:
         path = self.root / VAR_DIR
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def secret_key(self) -> bytes:
+        """`endpoints.yml`'s `secret_key`, else the one kept in var/secret.key (made on first use)."""
+        if self.endpoints.secret_key:
+            return self.endpoints.secret_key.encode()
+        path = self.var_dir / _SECRET_FILE
+        if not path.exists():  # written whole, then linked into place: a process never reads half a key
+            draft = path.with_name(f".{_SECRET_FILE}.{os.getpid()}")
+            descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w", encoding="ascii") as file:
+                file.write(secrets.token_hex(32) + "\n")
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                pass
+            finally:
+                draft.unlink()
+        return path.read_text(encoding="ascii").strip().encode()
 
     def connector(self, name: str, environ: Mapping[str, str] | None = None) -> ConnectorConfig:
         """The validated `connectors/NAME.yml`; ConfigError if it is missing, invalid or lacks a `${VAR}`."""

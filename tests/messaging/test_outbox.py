@@ -82,3 +82,17 @@ def test_render_shows_what_a_customer_would_get(root: Path, capsys: pytest.Captu
     assert main(["templates", "render", "email/welcome", "--user", "nobody", "-w", str(root)]) == 1
     assert "no customer with the id 'nobody'" in capsys.readouterr().err
     assert not list((root / "var" / "outbox").glob("*/*"))  # rendering sends nothing
+
+
+def test_the_worker_dispatches_what_is_recorded(make_workspace: MakeWorkspace) -> None:
+    from engage.demo.server import LocalServer
+    from tests.helpers import wait_for
+
+    workspace = make_workspace()
+    engage = bootstrap(Workspace.load(workspace.root))
+    customers(engage, 2)
+    with LocalServer(engage):  # the API and a worker, whose dispatcher thread sends what becomes due
+        record = engage.messaging.send("email/welcome", "c0")
+        wait_for(lambda: engage.messaging.get(record.id).status == "sent", what="the worker to send it")  # type: ignore[union-attr]
+    assert list((workspace.root / "var" / "outbox").glob(f"*/{record.id}.eml"))
+    engage.close()

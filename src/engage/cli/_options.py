@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
+from typing import Any
 
 import typer
+
+from engage.errors import EngageError
 
 WorkspaceOption = typer.Option(
     None,
@@ -21,3 +25,16 @@ class ExportFormat(StrEnum):
 
     parquet = "parquet"
     csv = "csv"
+
+
+EventOption = typer.Option(
+    None, "--event", help='The triggering event as JSON, e.g. \'{"properties": {"product_id": "x"}}\'.'
+)
+
+
+def json_option(value: str | None, option: str) -> Any:
+    """An option's JSON value (None when not given); a one-line error naming the option otherwise."""
+    try:
+        return json.loads(value) if value else None
+    except ValueError as exc:
+        raise EngageError(f"{option}: not JSON: {exc}") from None

@@ -4,13 +4,12 @@ message's status, read what the outbox connector wrote."""
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 import typer
 
 from engage.cli._context import load_workspace, open_engage
-from engage.cli._options import WorkspaceOption
+from engage.cli._options import EventOption, WorkspaceOption, json_option
 from engage.connectors.outbox import read_outbox
 from engage.errors import EngageError
 from engage.workspace.connectors import OutboxConfig
@@ -26,14 +25,11 @@ def send(
     key: str | None = typer.Option(
         None, "--key", help="A send key: sending the same key again sends nothing."
     ),
-    event: str | None = typer.Option(None, "--event", help="The triggering event as JSON."),
+    event: str | None = EventOption,
     workspace: Path | None = WorkspaceOption,
 ) -> None:
     """Send a template to one customer now, through the channel's connector and the shop's policies."""
-    try:
-        trigger = json.loads(event) if event else None
-    except ValueError as exc:
-        raise EngageError(f"--event: not JSON: {exc}") from None
+    trigger = json_option(event, "--event")
     with contextlib.closing(open_engage(workspace)) as engage:
         record = engage.messaging.send(template, user, key=key, event=trigger)
         engage.messaging.dispatch()

@@ -4,14 +4,13 @@ against sample customers."""
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 import typer
 
 from engage.cli._context import load_workspace, open_engage
-from engage.cli._options import WorkspaceOption
-from engage.errors import ConfigError, EngageError
+from engage.cli._options import EventOption, WorkspaceOption, json_option
+from engage.errors import ConfigError
 from engage.messaging.config import load_messaging_config, load_template_settings
 from engage.messaging.samples import check_samples
 from engage.messaging.templates import Templates
@@ -29,16 +28,11 @@ templates_app = typer.Typer(
 def render(
     name: str = typer.Argument(..., help="The template: email/NAME or sms/NAME."),
     user: str = typer.Option(..., "--user", help="A user id or anonymous id."),
-    event: str | None = typer.Option(
-        None, "--event", help='The triggering event as JSON, e.g. \'{"properties": {"product_id": "x"}}\'.'
-    ),
+    event: str | None = EventOption,
     workspace: Path | None = WorkspaceOption,
 ) -> None:
     """Print what the customer would get now (nothing is sent, recorded or logged)."""
-    try:
-        trigger = json.loads(event) if event else None
-    except ValueError as exc:
-        raise EngageError(f"--event: not JSON: {exc}") from None
+    trigger = json_option(event, "--event")
     with contextlib.closing(open_engage(workspace)) as engage:
         result = engage.messaging.preview(name, user, event=trigger)
     if result.error is not None:

@@ -37,10 +37,10 @@ from pydantic import (
     model_validator,
 )
 
-from engage.errors import ConfigError, Problem
+from engage.errors import Problem
 from engage.segments.durations import parse_duration
 from engage.workspace.check import CheckContext, yaml_validator
-from engage.workspace.yaml import YamlFile, load_yaml, validate_model, validation_problems
+from engage.workspace.yaml import YamlFile, load_file, validate_model, validation_problems
 
 __all__ = [
     "MESSAGING_FILE",
@@ -230,26 +230,9 @@ def check_templates_file(doc: YamlFile, ctx: CheckContext) -> list[Problem]:
 
 def load_messaging_config(root: Path) -> MessagingConfig:
     """The workspace's `messaging.yml`, or the defaults without one; ConfigError names file:line."""
-    path = root / MESSAGING_FILE
-    if not path.is_file():
-        return MessagingConfig()
-    doc, problems = load_yaml(path, MESSAGING_FILE)
-    if doc is None:
-        raise ConfigError(problems)
-    config, problems = parse_messaging_config(doc)
-    if config is None:
-        raise ConfigError(problems)
-    return config
+    return load_file(root, MESSAGING_FILE, parse_messaging_config, MessagingConfig())
 
 
 def load_template_settings(root: Path) -> dict[str, TemplateSettings]:
-    path = root / TEMPLATES_FILE
-    if not path.is_file():
-        return {}
-    doc, problems = load_yaml(path, TEMPLATES_FILE)
-    if doc is None:
-        raise ConfigError(problems)
-    settings, problems = parse_template_settings(doc)
-    if settings is None:
-        raise ConfigError(problems)
-    return settings
+    """`templates/templates.yml`, or none (every template a marketing one with the default budget)."""
+    return load_file(root, TEMPLATES_FILE, parse_template_settings, {})

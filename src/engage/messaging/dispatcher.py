@@ -37,7 +37,7 @@ from engage.messaging.announce import Announcer
 from engage.messaging.config import MessagingConfig
 from engage.messaging.customers import Customer, load_customers
 from engage.messaging.policy import Policy
-from engage.messaging.records import MessageRecord, Records
+from engage.messaging.records import Changes, MessageRecord, Records
 from engage.messaging.render import Job, Renderer, Result
 from engage.messaging.templates import Templates
 from engage.recommend.service import exposure
@@ -132,28 +132,29 @@ class Dispatcher:
                 if (window := self.policy.cap_window(channel)) is not None
             }
         ready: list[_Ready] = []
-        with self.database.write() as connection:
-            for record in claimed:
-                customer = customers.get(record.profile_id)
-                if customer is None:
-                    self._end(connection, record, "suppressed", now, "the customer's profile is gone")
-                    continue
-                counts = recent.get(record.channel, {})
-                reach = customer.reach(record.channel, self.email_default)
-                decision = self.policy.decide(
-                    record.channel, self.templates.settings(record.template), reach, now,
-                    counts.get(record.profile_id, 0),
-                )  # fmt: skip
-                if decision.action == "suppress":
-                    self._end(connection, record, "suppressed", now, decision.reason)
-                elif decision.action == "defer":
-                    self.records.update(connection, record.id, now, status="queued", due_at=decision.due_at)
-                    self.records.history(
-                        connection, [(record.id, "queued", now, f"deferred: {decision.reason}")]
-                    )
-                else:
-                    counts[record.profile_id] = counts.get(record.profile_id, 0) + 1
-                    ready.append(_Ready(record, customer))
+        changes = Changes()
+        for record in claimed:
+            customer = customers.get(record.profile_id)
+            if customer is None:
+                gone = "the customer's profile is gone"
+                changes.move(record.id, "suppressed", now, gone, error=gone)
+                continue
+            counts = recent.get(record.channel, {})
+            reach = customer.reach(record.channel, self.email_default)
+            decision = self.policy.decide(
+                record.channel, self.templates.settings(record.template), reach, now,
+                counts.get(record.profile_id, 0),
+            )  # fmt: skip
+            if decision.action == "suppress":
+                changes.move(record.id, "suppressed", now, decision.reason, error=decision.reason)
+            elif decision.action == "defer":
+                changes.move(record.id, "queued", now, f"deferred: {decision.reason}", due_at=decision.due_at)
+            else:
+                counts[record.profile_id] = counts.get(record.profile_id, 0) + 1
+                ready.append(_Ready(record, customer))
+        if changes.updates:
+            with self.database.write() as connection:
+                self.records.write(connection, now, changes)
         if not ready:
             return
         jobs = [
@@ -179,24 +180,26 @@ class Dispatcher:
         fails its message (with the file and line)."""
         ok = []
         failed: list[tuple[_Ready, str]] = []
+        changes = Changes()
+        for item in ready:
+            result = item.result
+            assert result is not None
+            if result.rendered is None:
+                changes.move(item.record.id, "failed", now, str(result.error), error=str(result.error))
+                failed.append((item, str(result.error)))
+                continue
+            reach = item.customer.reach(item.record.channel, self.email_default)
+            rendered = result.rendered
+            body = rendered.html if item.record.channel == "email" else rendered.text
+            text = rendered.text if item.record.channel == "email" else None
+            changes.set(
+                item.record.id, subject=rendered.subject or None, body=body, text=text, links=result.links,
+                address=reach.address,
+            )  # fmt: skip
+            item.record.address = reach.address
+            ok.append(item)
         with self.database.write() as connection:
-            for item in ready:
-                result = item.result
-                assert result is not None
-                if result.rendered is None:
-                    self._end(connection, item.record, "failed", now, str(result.error))
-                    failed.append((item, str(result.error)))
-                    continue
-                reach = item.customer.reach(item.record.channel, self.email_default)
-                rendered = result.rendered
-                body = rendered.html if item.record.channel == "email" else rendered.text
-                text = rendered.text if item.record.channel == "email" else None
-                self.records.update(
-                    connection, item.record.id, now, subject=rendered.subject or None, body=body, text=text,
-                    links=result.links, address=reach.address,
-                )  # fmt: skip
-                item.record.address = reach.address
-                ok.append(item)
+            self.records.write(connection, now, changes)
         if failed:
             self.announcer.track([self._failed_call(item, reason) for item, reason in failed])
         return ok
@@ -241,46 +244,43 @@ class Dispatcher:
 
     def _record_outcomes(self, outcomes: Sequence[tuple[_Ready, Outcome]], now: datetime) -> None:
         calls: list[dict[str, Any]] = []
+        changes = Changes()
+        for item, outcome in outcomes:
+            record = item.record
+            if isinstance(outcome, Accepted):
+                provider = (
+                    self.connectors.email.name if record.channel == "email" else self.connectors.sms.name
+                )
+                changes.move(
+                    record.id, "sent", now, outcome.provider_id, provider=provider,
+                    provider_id=outcome.provider_id, sent_at=now, error=None,
+                )  # fmt: skip
+                calls.append(self._sent_call(item, provider))
+                recipient = item.customer.recipient
+                assert item.result is not None
+                calls += [
+                    exposure(answer, recipient.identity, record.channel, user_id=recipient.is_user_id)
+                    for answer in item.result.exposures
+                    if answer.items
+                ]
+            elif outcome.unknown:
+                changes.move(record.id, "unknown", now, str(outcome), error=str(outcome))
+            elif outcome.retryable and record.attempts < self.config.retries.attempts:
+                wait = self._retry_delay(record.attempts, outcome.retry_after)
+                detail = f"retry in {wait.total_seconds():.0f} s: {outcome}"
+                changes.move(record.id, "queued", now, detail, due_at=now + wait, error=str(outcome))
+            else:
+                reason = (
+                    str(outcome)
+                    if not outcome.retryable
+                    else f"gave up after {record.attempts} attempts: {outcome}"
+                )
+                changes.move(record.id, "failed", now, reason, error=reason)
+                calls.append(self._failed_call(item, reason))
+                if record.channel == "sms" and outcome.code == OPTED_OUT:
+                    calls.append(self._opted_out_call(item))
         with self.database.write() as connection:
-            for item, outcome in outcomes:
-                record = item.record
-                if isinstance(outcome, Accepted):
-                    provider = (
-                        self.connectors.email.name if record.channel == "email" else self.connectors.sms.name
-                    )
-                    self.records.update(
-                        connection, record.id, now, status="sent", provider=provider,
-                        provider_id=outcome.provider_id, sent_at=now, error=None,
-                    )  # fmt: skip
-                    self.records.history(connection, [(record.id, "sent", now, outcome.provider_id)])
-                    calls.append(self._sent_call(item, provider, now))
-                    recipient = item.customer.recipient
-                    assert item.result is not None
-                    calls += [
-                        exposure(answer, recipient.identity, record.channel, user_id=recipient.is_user_id)
-                        for answer in item.result.exposures
-                        if answer.items
-                    ]
-                elif outcome.unknown:
-                    self.records.update(connection, record.id, now, status="unknown", error=str(outcome))
-                    self.records.history(connection, [(record.id, "unknown", now, str(outcome))])
-                elif outcome.retryable and record.attempts < self.config.retries.attempts:
-                    wait = self._retry_delay(record.attempts, outcome.retry_after)
-                    self.records.update(
-                        connection, record.id, now, status="queued", due_at=now + wait, error=str(outcome)
-                    )
-                    detail = f"retry in {wait.total_seconds():.0f} s: {outcome}"
-                    self.records.history(connection, [(record.id, "queued", now, detail)])
-                else:
-                    reason = (
-                        str(outcome)
-                        if not outcome.retryable
-                        else f"gave up after {record.attempts} attempts: {outcome}"
-                    )
-                    self._end(connection, record, "failed", now, reason)
-                    calls.append(self._failed_call(item, reason))
-                    if record.channel == "sms" and outcome.code == OPTED_OUT:
-                        calls.append(self._opted_out_call(item, now))
+            self.records.write(connection, now, changes)
         if calls:
             self.announcer.track(calls)
 
@@ -292,15 +292,9 @@ class Dispatcher:
         wait = ceiling / 2 + ceiling * (self._rng.random() / 2)
         return max(wait, timedelta(seconds=retry_after or 0))
 
-    def _end(
-        self, connection: Any, record: MessageRecord, status: str, now: datetime, reason: str | None
-    ) -> None:
-        self.records.update(connection, record.id, now, status=status, error=reason)
-        self.records.history(connection, [(record.id, status, now, reason)])
-
     # -- events ------------------------------------------------------------------------------------
 
-    def _sent_call(self, item: _Ready, provider: str, now: datetime) -> dict[str, Any]:
+    def _sent_call(self, item: _Ready, provider: str) -> dict[str, Any]:
         record = item.record
         properties = {"message_id": record.id, "template": record.template, "provider": provider}
         properties |= {key: record.data[key] for key in ("journey", "campaign", "step") if key in record.data}
@@ -315,7 +309,7 @@ class Dispatcher:
             item.customer.recipient, "MessageFailed", record.channel, properties, f"failed-{record.id}"
         )
 
-    def _opted_out_call(self, item: _Ready, now: datetime) -> dict[str, Any]:
+    def _opted_out_call(self, item: _Ready) -> dict[str, Any]:
         properties = {"message_id": item.record.id, "reason": "the number opted out at Twilio (21610)"}
         call = self.announcer.call(
             item.customer.recipient, "SmsOptedOut", "sms", properties, f"optout-{item.record.id}"
@@ -335,24 +329,18 @@ class Dispatcher:
             except DeliveryError as exc:
                 log.warning("message %s: cannot ask the provider yet: %s", record.id, exc)
                 continue
+            changes = Changes()
+            if isinstance(found, str):
+                detail = f"found at the provider: {found}"
+                changes.move(record.id, "sent", now, detail, provider_id=found, sent_at=now)
+            elif found is False:
+                if record.status == "sending":
+                    detail = "no answer recorded; waiting for the provider's webhook"
+                    changes.move(record.id, "unknown", now, detail)
+            else:
+                changes.move(record.id, "queued", now, "not at the provider: sending again", due_at=now)
             with self.database.write() as connection:
-                if isinstance(found, str):
-                    self.records.update(
-                        connection, record.id, now, status="sent", provider_id=found, sent_at=now
-                    )
-                    self.records.history(
-                        connection, [(record.id, "sent", now, f"found at the provider: {found}")]
-                    )
-                elif found is False:
-                    if record.status == "sending":
-                        self.records.update(connection, record.id, now, status="unknown")
-                        detail = "no answer recorded; waiting for the provider's webhook"
-                        self.records.history(connection, [(record.id, "unknown", now, detail)])
-                else:
-                    self.records.update(connection, record.id, now, status="queued", due_at=now)
-                    self.records.history(
-                        connection, [(record.id, "queued", now, "not at the provider: sending again")]
-                    )
+                self.records.write(connection, now, changes)
 
     def _find(self, record: MessageRecord, now: datetime) -> str | bool | None:
         """The provider's id when it has the message; None when it does not; False to keep waiting."""

@@ -13,16 +13,17 @@ every step with its time and detail.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, TextClause, text
 
 from engage.store.codec import any_of, json_param, json_value, list_param, time_param, time_value
 
-__all__ = ["MessageRecord", "RANK", "ACTIVE", "Records"]
+__all__ = ["MessageRecord", "RANK", "ACTIVE", "Records", "Changes"]
 
 RANK = {
     "queued": 0,
@@ -81,6 +82,33 @@ class MessageRecord:
             json_value(data) or {}, error, time_value(created), time_value(updated),
             time_value(sent) if sent is not None else None,
         )  # fmt: skip
+
+
+_HISTORY = text("INSERT INTO message_statuses (message_id, status, at, detail) VALUES (:m, :s, :at, :d)")
+
+
+@functools.lru_cache(maxsize=32)
+def _update_statement(columns: tuple[str, ...]) -> TextClause:
+    assignments = ", ".join(f"{column} = :{column}" for column in (*columns, "updated_at"))
+    return text(f"UPDATE messages SET {assignments} WHERE id = :id")
+
+
+class Changes:
+    """Many messages' changes and status history in memory, written at once (`Records.write`)."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[str, dict[str, Any]]] = []
+        self.entries: list[tuple[str, str, datetime, str | None]] = []
+
+    def move(
+        self, message_id: str, status: str, now: datetime, detail: str | None = None, **values: Any
+    ) -> None:
+        """Set the message's status (and `values`), with its entry in the history."""
+        self.updates.append((message_id, {"status": status, **values}))
+        self.entries.append((message_id, status, now, detail))
+
+    def set(self, message_id: str, **values: Any) -> None:
+        self.updates.append((message_id, values))
 
 
 class Records:
@@ -149,19 +177,31 @@ class Records:
         )
         return [MessageRecord.from_row(row) for row in rows]
 
+    def write(self, connection: Connection, now: datetime, changes: Changes) -> None:
+        self.update_many(connection, now, changes.updates)
+        self.history(connection, changes.entries)
+
     def update(self, connection: Connection, message_id: str, now: datetime, **values: Any) -> None:
         """Set columns of one message (links and data as JSON, times as the driver wants)."""
-        values["updated_at"] = now
-        params: dict[str, Any] = {"id": message_id}
-        for column, value in values.items():
-            if column in ("links", "data"):
-                params[column] = json_param(value)
-            elif isinstance(value, datetime):
-                params[column] = time_param(value, self.sqlite)
-            else:
-                params[column] = value
-        assignments = ", ".join(f"{column} = :{column}" for column in values)
-        connection.execute(text(f"UPDATE messages SET {assignments} WHERE id = :id"), params)
+        self.update_many(connection, now, [(message_id, values)])
+
+    def update_many(
+        self, connection: Connection, now: datetime, changes: Sequence[tuple[str, dict[str, Any]]]
+    ) -> None:
+        """Set columns of many messages: one statement for each set of columns, run for all its rows."""
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for message_id, values in changes:
+            params: dict[str, Any] = {"id": message_id, "updated_at": time_param(now, self.sqlite)}
+            for column, value in values.items():
+                if column in ("links", "data"):
+                    params[column] = json_param(value)
+                elif isinstance(value, datetime):
+                    params[column] = time_param(value, self.sqlite)
+                else:
+                    params[column] = value
+            by_columns.setdefault(tuple(sorted(values)), []).append(params)
+        for columns, rows in by_columns.items():
+            connection.execute(_update_statement(columns), rows)
 
     def advance(
         self, connection: Connection, message_id: str, status: str, at: datetime, detail: str | None
@@ -182,12 +222,8 @@ class Records:
         self, connection: Connection, entries: Sequence[tuple[str, str, datetime, str | None]]
     ) -> None:
         if entries:
-            connection.execute(
-                text(
-                    "INSERT INTO message_statuses (message_id, status, at, detail) VALUES (:m, :s, :at, :d)"
-                ),
-                [{"m": m, "s": s, "at": time_param(at, self.sqlite), "d": d} for m, s, at, d in entries],
-            )
+            rows = [{"m": m, "s": s, "at": time_param(at, self.sqlite), "d": d} for m, s, at, d in entries]
+            connection.execute(_HISTORY, rows)
 
     def statuses(self, connection: Connection, message_id: str) -> list[tuple[str, datetime, str | None]]:
         rows = connection.execute(

@@ -68,23 +68,27 @@ class Templates:
             auto_reload=False,
         )
 
+        self._parts = self._scan()
+        """Each template's files that exist, by part: read once (like the compiled templates, which
+        Jinja2 keeps until engage reloads its workspace)."""
+
+    def _scan(self) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        for channel, parts in PARTS.items():
+            for path in sorted((self.folder / channel).glob(f"*.{parts[0]}.j2")):
+                if path.name.startswith("_"):
+                    continue
+                stem = path.name.removesuffix(f".{parts[0]}.j2")
+                files = {part: f"{channel}/{stem}.{part}.j2" for part in parts}
+                found[f"{channel}/{stem}"] = {p: f for p, f in files.items() if (self.folder / f).is_file()}
+        return found
+
     def names(self, channel: str | None = None) -> list[str]:
         """Every template, `email/NAME` and `sms/NAME`, sorted."""
-        found = set()
-        for each in [channel] if channel else list(PARTS):
-            first = PARTS[each][0]
-            for path in (self.folder / each).glob(f"*.{first}.j2"):
-                if not path.name.startswith("_"):
-                    found.add(f"{each}/{path.name.removesuffix(f'.{first}.j2')}")
-        return sorted(found)
+        return sorted(name for name in self._parts if channel is None or name.startswith(f"{channel}/"))
 
     def exists(self, name: str) -> bool:
-        channel, _, stem = name.partition("/")
-        return (
-            channel in PARTS
-            and bool(stem)
-            and (self.folder / channel / f"{stem}.{PARTS[channel][0]}.j2").is_file()
-        )
+        return name in self._parts
 
     def settings(self, name: str) -> TemplateSettings:
         return self.settings_by_name.get(name, TemplateSettings())
@@ -101,11 +105,11 @@ class Templates:
             raise TemplateError(
                 f"{TEMPLATES_DIR}/{name}", 0, f"no template {name!r} (the templates: {known})"
             )
-        channel, _, stem = name.partition("/")
-        parts = {}
-        for part in PARTS[channel]:
-            file = f"{channel}/{stem}.{part}.j2"
-            parts[part] = self._render_file(file, context) if (self.folder / file).is_file() else ""
+        channel = name.partition("/")[0]
+        files = self._parts[name]
+        parts = {
+            part: self._render_file(files[part], context) if part in files else "" for part in PARTS[channel]
+        }
         if channel == "email":
             subject = " ".join(parts["subject"].split())  # one line, whatever the template's layout
             return Rendered("email", subject, parts["html"], parts["txt"].strip() + "\n")

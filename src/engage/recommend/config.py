@@ -28,10 +28,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 
-from engage.errors import ConfigError, Problem
+from engage.errors import Problem
 from engage.segments.durations import parse_duration
 from engage.workspace.check import CheckContext, yaml_validator
-from engage.workspace.yaml import YamlFile, load_yaml, validate_model
+from engage.workspace.yaml import YamlFile, load_file, validate_model
 
 __all__ = [
     "RECOMMENDER_FILE",
@@ -124,13 +124,4 @@ def check_recommender_file(doc: YamlFile, ctx: CheckContext) -> list[Problem]:
 
 def load_recommender_config(root: Path) -> RecommenderConfig:
     """The workspace's `recommender.yml`, or the defaults when it has none; ConfigError names file:line."""
-    path = root / RECOMMENDER_FILE
-    if not path.is_file():
-        return RecommenderConfig()
-    doc, problems = load_yaml(path, RECOMMENDER_FILE)
-    if doc is None:
-        raise ConfigError(problems)
-    config, problems = parse_recommender_config(doc)
-    if config is None:
-        raise ConfigError(problems)
-    return config
+    return load_file(root, RECOMMENDER_FILE, parse_recommender_config, RecommenderConfig())

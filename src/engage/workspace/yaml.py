@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -19,9 +19,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from engage.errors import Problem
+from engage.errors import ConfigError, Problem
 
 __all__ = [
+    "load_file",
     "KeyPath",
     "YamlFile",
     "Substituted",
@@ -37,6 +38,7 @@ KeyPath = tuple[Any, ...]
 """Where a value sits in a document, from the root: e.g. ("ingest", "write_keys", 0)."""
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
@@ -317,3 +319,20 @@ def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
         yield annotation
     for arg in get_args(annotation):
         yield from _models_in(arg)
+
+
+def load_file(
+    root: Path, file: str, parse: Callable[[YamlFile], tuple[T | None, list[Problem]]], default: T
+) -> T:
+    """The workspace file `file` parsed and validated by `parse`, or `default` when the workspace has none;
+    a ConfigError lists every problem as file:line."""
+    path = root / file
+    if not path.is_file():
+        return default
+    doc, problems = load_yaml(path, file)
+    if doc is None:
+        raise ConfigError(problems)
+    value, problems = parse(doc)
+    if value is None or problems:
+        raise ConfigError(problems)
+    return value

@@ -10,7 +10,8 @@ their own process (`engage.testing.providers`), so they do not share this proces
 1. email: `Messaging.send_many("email/weekly_picks", audience)` then `dispatch()` until every message is
    sent: recording, policies, rendering with `for_many` prefetching and exposures, batches of up to 1,000
    personalizations, recording outcomes and events; the clock runs from send_many to the last one sent.
-   Limit: `SendGridConnector.send_emails` of the same rendered emails, in the same batches.
+   Limit: `SendGridConnector.send_emails` of the same rendered emails, in the same batches. Also shown:
+   rendering the same emails again alone (nothing recorded, nothing sent), to see where the time goes.
 2. SMS: the same for `sms/abandoned_cart` to --sms customers (8 requests at once, as the dispatcher sends).
    Limit: `TwilioConnector.send_sms` of the same rendered texts, 8 at once.
 
@@ -35,6 +36,8 @@ from engage.cli._serving import tune_process
 from engage.connectors import Email, Sms
 from engage.connectors.sendgrid import SendGridConnector
 from engage.connectors.twilio import TwilioConnector
+from engage.messaging.customers import load_customers
+from engage.messaging.render import Job
 from engage.testing.control import FakeControl
 from engage.testing.providers import SENDGRID_API_KEY, TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, start_process
 from engage.workspace import Workspace, init_workspace
@@ -99,6 +102,18 @@ def ingest(engage, calls: list[dict]) -> None:  # type: ignore[no-untyped-def]
         raise SystemExit(f"the bench's own events were rejected: {result.rejected[:3]}")
 
 
+def rendering_rate(engage, records: list) -> float:  # type: ignore[no-untyped-def]
+    """Emails/s of rendering the same messages again, a batch of 1,000 at a time as the dispatcher does
+    (recommendations prefetched per batch), with nothing recorded or sent: what rendering alone costs."""
+    with engage.database.read() as connection:
+        customers = load_customers(connection, {record.profile_id for record in records})
+    jobs = [Job(record.id, record.template, customers[record.profile_id].recipient) for record in records]
+    began = time.perf_counter()
+    for start in range(0, len(jobs), 1_000):
+        engage.messaging.renderer.render_batch(jobs[start : start + 1_000])
+    return len(jobs) / (time.perf_counter() - began)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=10_000)
@@ -146,11 +161,13 @@ def main() -> None:
             limit_seconds = time.perf_counter() - began
             assert all(not isinstance(outcome, Exception) for outcome in outcomes)
             email_rate, email_limit = len(audience) / email_seconds, len(emails) / limit_seconds
+            render_rate = rendering_rate(engage, [record for record in sent if record is not None])
             print(
                 f"1. email: {email_rate:,.0f} emails/s ({len(audience):,} in {email_seconds:.1f} s: "
-                "recorded, "
-                "rendered with 4 live recommendations, sent in batches of 1,000, outcomes and events "
-                f"recorded); the same emails pre-rendered through the same connector: {email_limit:,.0f}/s"
+                "recorded, rendered with 4 live recommendations, sent in batches of 1,000, outcomes and "
+                f"events recorded); the same emails pre-rendered through the same connector: "
+                f"{email_limit:,.0f}/s; rendering them alone (live recommendations, nothing recorded or "
+                f"sent): {render_rate:,.0f}/s"
             )
 
             texters = audience[: args.sms]

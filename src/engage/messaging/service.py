@@ -30,7 +30,7 @@ from engage.messaging.links import LinkSigner
 from engage.messaging.policy import Policy
 from engage.messaging.records import MessageRecord, Records
 from engage.messaging.render import Job, Renderer, Result
-from engage.messaging.templates import TemplateError, Templates
+from engage.messaging.templates import Templates
 from engage.recommend.runtime import Recommend
 from engage.store import Database
 from engage.workspace import Workspace
@@ -108,9 +108,10 @@ class Messaging:
         policies allow. With the `key` of a message already recorded, that message is returned and nothing
         new is recorded. `event` is what triggered it (the template's `event`); `data` holds the journey,
         campaign or step it belongs to and `vars`, more variables for the template."""
-        return self.send_many(template, [user], event=event, key=(lambda _: key) if key else None, data=data)[
-            0
-        ]
+        (record,) = self.send_many(
+            template, [user], event=event, key=(lambda _: key) if key else None, data=data
+        )
+        return record
 
     def send_many(
         self,
@@ -123,11 +124,7 @@ class Messaging:
     ) -> list[MessageRecord]:
         """`send` for each of `users`, recorded in one transaction; `key(user)` gives each send key (default:
         the template, the customer and the triggering event, or a new key when there is no event)."""
-        if not self.templates.exists(template):
-            known = ", ".join(self.templates.names()) or "none"
-            raise TemplateError(
-                f"templates/{template}", 0, f"no template {template!r} (the templates: {known})"
-            )
+        self.templates.require(template)
         channel = template.partition("/")[0]
         settings = self.templates.settings(template)
         now = self.clock()
@@ -136,17 +133,13 @@ class Messaging:
             profiles = profiles_of(connection, users)
             missing = [user for user in users if user not in profiles]
             if missing:
-                raise UnknownCustomer(
-                    f"no customer with the id {missing[0]!r}"
-                    + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-                )
+                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                raise UnknownCustomer(f"no customer with the id {missing[0]!r}{more}")
             customers = load_customers(connection, profiles.values())
             window = self.policy.cap_window(channel)
-            recent = (
-                self.records.sent_counts(connection, list(profiles.values()), channel, now - window)
-                if window
-                else {}
-            )
+            recent = {}
+            if window is not None:
+                recent = self.records.sent_counts(connection, list(profiles.values()), channel, now - window)
         records, details = [], {}
         for user in users:
             profile_id = profiles[user]
@@ -166,9 +159,8 @@ class Messaging:
         with self.database.write() as connection:
             stored = self.records.insert(connection, records)
             fresh = [record for record in records if stored[record.send_key].id == record.id]
-            self.records.history(
-                connection, [(r.id, r.status, now, details.get(r.id) or r.error) for r in fresh]
-            )
+            entries = [(r.id, r.status, now, details.get(r.id) or r.error) for r in fresh]
+            self.records.history(connection, entries)
         if any(record.status == "queued" for record in fresh) and self._dispatcher is not None:
             self._dispatcher.wake()
         return [stored[record.send_key] for record in records]

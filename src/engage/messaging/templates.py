@@ -98,13 +98,16 @@ class Templates:
         channel, _, stem = name.partition("/")
         return [f"{TEMPLATES_DIR}/{channel}/{stem}.{part}.j2" for part in PARTS[channel]]
 
-    def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
-        """Render every part of `name` with `context`; TemplateError names the file and line that failed."""
+    def require(self, name: str) -> None:
+        """TemplateError, listing the templates, unless `name` is one."""
         if not self.exists(name):
             known = ", ".join(self.names()) or "none"
-            raise TemplateError(
-                f"{TEMPLATES_DIR}/{name}", 0, f"no template {name!r} (the templates: {known})"
-            )
+            message = f"no template {name!r} (the templates: {known})"
+            raise TemplateError(f"{TEMPLATES_DIR}/{name}", 0, message)
+
+    def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
+        """Render every part of `name` with `context`; TemplateError names the file and line that failed."""
+        self.require(name)
         channel = name.partition("/")[0]
         files = self._parts[name]
         parts = {

@@ -297,7 +297,9 @@ class Dispatcher:
     def _sent_call(self, item: _Ready, provider: str) -> dict[str, Any]:
         record = item.record
         properties = {"message_id": record.id, "template": record.template, "provider": provider}
-        properties |= {key: record.data[key] for key in ("journey", "campaign", "step") if key in record.data}
+        properties |= {
+            key: record.data[key] for key in ("journey", "instance", "campaign", "step") if key in record.data
+        }
         return self.announcer.call(
             item.customer.recipient, "MessageSent", record.channel, properties, f"sent-{record.id}"
         )

@@ -122,7 +122,7 @@ class Feedback:
                     continue
                 properties: dict[str, Any] = {"provider": "sendgrid"}
                 if message is not None:
-                    properties |= {"message_id": message.id, "template": message.template}
+                    properties |= about(message)
                 properties |= {k: v for k, v in (("url", event.url), ("reason", event.reason)) if v}
                 call = self.announcer.call(
                     customer.recipient, mapped[0], "email", properties, f"sg-{event.event_id}", event.at
@@ -158,7 +158,7 @@ class Feedback:
             customer = load_customers(connection, [message.profile_id]).get(message.profile_id)
         event = _SMS_STATUSES.get(status.status)
         if event and customer is not None:
-            properties = {"message_id": message.id, "template": message.template, "provider": "twilio"}
+            properties = {**about(message), "provider": "twilio"}
             if status.error_code:
                 properties["error_code"] = status.error_code
             self.announcer.track(
@@ -240,7 +240,7 @@ class Feedback:
         with self.database.write() as connection:
             self.records.advance(connection, message.id, "clicked", now, link["url"])
         if customer is not None:
-            properties = {"message_id": message.id, "template": message.template, "url": link["url"]}
+            properties = {**about(message), "url": link["url"]}
             if link.get("item"):
                 properties["product_id"] = link["item"]
             event = "EmailClicked" if message.channel == "email" else "SmsClicked"
@@ -274,7 +274,7 @@ class Feedback:
         with self.database.write() as connection:
             self.records.advance(connection, message.id, "opened", now, "pixel")
         if customer is not None:
-            properties = {"message_id": message.id, "template": message.template}
+            properties = about(message)
             self.announcer.track(
                 [
                     self.announcer.call(
@@ -311,3 +311,11 @@ class Feedback:
                 return None, None
             customer = load_customers(connection, [message.profile_id]).get(message.profile_id)
         return message, customer.recipient if customer is not None else None
+
+
+def about(message: MessageRecord) -> dict[str, Any]:
+    """What an event about a message says of it: the message, its template, and the journey (with its
+    instance) or the campaign it belongs to, so a journey can wait for a click on its own message."""
+    found: dict[str, Any] = {"message_id": message.id, "template": message.template}
+    found |= {key: message.data[key] for key in ("journey", "instance", "campaign") if key in message.data}
+    return found

@@ -54,13 +54,9 @@ class Policy:
         now: datetime,
         recently_sent: int,
     ) -> Decision:
-        if not reach.address:
-            return Decision("suppress", now, "no email address" if channel == "email" else "no phone number")
-        if settings.opt_in:
-            if reach.opted_out:
-                return Decision("suppress", now, f"opted out of {channel}")
-        elif not reach.subscribed:
-            return Decision("suppress", now, f"not subscribed to {channel}")
+        unreachable = self.unreachable(channel, settings, reach)
+        if unreachable is not None:
+            return Decision("suppress", now, unreachable)
         if settings.transactional:
             return Decision("send", now)
         cap = self.config.frequency_caps.get(channel)
@@ -80,6 +76,17 @@ class Policy:
                     "defer", end.astimezone(now.tzinfo), f"quiet hours in {zone.key} until {end:%H:%M}"
                 )
         return Decision("send", now)
+
+    def unreachable(self, channel: str, settings: TemplateSettings, reach: Reachability) -> str | None:
+        """Why consent or a missing address keep the message from the customer; None when they do not."""
+        if not reach.address:
+            return "no email address" if channel == "email" else "no phone number"
+        if settings.opt_in:
+            if reach.opted_out:
+                return f"opted out of {channel}"
+        elif not reach.subscribed:
+            return f"not subscribed to {channel}"
+        return None
 
     def zone(self, name: str | None) -> ZoneInfo:
         if name:

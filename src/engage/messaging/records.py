@@ -218,6 +218,24 @@ class Records:
         ).rowcount
         return bool(moved)
 
+    def withdraw(self, connection: Connection, reasons: dict[str, str], now: datetime) -> int:
+        """Suppress the messages of `reasons` (reason by id) that still wait to be sent; how many did."""
+        if not reasons:
+            return 0
+        rows = connection.execute(
+            text(
+                f"SELECT id FROM messages WHERE {any_of('id', 'ids', self.sqlite)} AND status = 'queued'"
+                + ("" if self.sqlite else " FOR UPDATE")
+            ),
+            {"ids": list_param(list(reasons), self.sqlite)},
+        ).all()
+        changes = Changes()
+        for (message_id,) in rows:
+            reason = f"withdrawn: {reasons[message_id]}"
+            changes.move(message_id, "suppressed", now, reason, error=reason)
+        self.write(connection, now, changes)
+        return len(rows)
+
     def history(
         self, connection: Connection, entries: Sequence[tuple[str, str, datetime, str | None]]
     ) -> None:

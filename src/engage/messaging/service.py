@@ -13,8 +13,11 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import Connection
 
 from engage.connectors import Connectors, build_connectors
 from engage.errors import EngageError
@@ -23,7 +26,7 @@ from engage.events.log import LoggedEvent
 from engage.messaging.announce import Announcer
 from engage.messaging.config import load_messaging_config, load_template_settings
 from engage.messaging.context import Recipient
-from engage.messaging.customers import load_customers, profiles_of
+from engage.messaging.customers import Customer, load_customers, profiles_of
 from engage.messaging.dispatcher import Dispatcher
 from engage.messaging.feedback import Feedback
 from engage.messaging.links import LinkSigner
@@ -35,11 +38,36 @@ from engage.recommend.runtime import Recommend
 from engage.store import Database
 from engage.workspace import Workspace
 
-__all__ = ["Messaging", "UnknownCustomer"]
+__all__ = ["Messaging", "UnknownCustomer", "Request", "Planned"]
 
 
 class UnknownCustomer(EngageError):
     """A message for a user id or anonymous id that no profile has."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One message asked for: `template` for a profile, recorded once under its send `key`."""
+
+    template: str
+    profile_id: str
+    key: str
+    event: Mapping[str, Any] | None = None
+    """What triggered it (the template's `event`)."""
+    data: Mapping[str, Any] | None = None
+    """The journey, campaign or step it belongs to, and `vars`: more variables for the template."""
+    not_before: datetime | None = None
+    """Not to be sent before then (a campaign's local time, a rate limit's place in line)."""
+    fallback: str | None = None
+    """The template to send instead when consent or an address rule `template` out."""
+
+
+@dataclass
+class Planned:
+    records: list[MessageRecord]
+    """One for each request, in order."""
+    reasons: dict[str, str]
+    """Why a message waits or was suppressed, by its id."""
 
 
 class Messaging:
@@ -125,9 +153,6 @@ class Messaging:
         """`send` for each of `users`, recorded in one transaction; `key(user)` gives each send key (default:
         the template, the customer and the triggering event, or a new key when there is no event)."""
         self.templates.require(template)
-        channel = template.partition("/")[0]
-        settings = self.templates.settings(template)
-        now = self.clock()
         trigger = _event_data(event)
         with self.database.read() as connection:
             profiles = profiles_of(connection, users)
@@ -135,35 +160,91 @@ class Messaging:
             if missing:
                 more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
                 raise UnknownCustomer(f"no customer with the id {missing[0]!r}{more}")
-            customers = load_customers(connection, profiles.values())
+            requests = [
+                Request(
+                    template,
+                    profiles[user],
+                    (key(user) if key else None) or _default_key(template, profiles[user], trigger),
+                    trigger,
+                    data,
+                )  # fmt: skip
+                for user in users
+            ]
+            planned = self.plan(connection, requests)
+        with self.database.write() as connection:
+            stored = self.store(connection, planned)
+        self.wake()
+        return [stored[record.send_key] for record in planned.records]
+
+    def plan(self, connection: Connection, requests: Sequence[Request]) -> Planned:
+        """The messages `requests` ask for, each decided by the policies (at its `not_before`, or now), read
+        on `connection`; nothing is stored (`store` does, maybe in a transaction of the caller's)."""
+        now = self.clock()
+        for request in requests:
+            self.templates.require(request.template)
+            if request.fallback:
+                self.templates.require(request.fallback)
+        customers = load_customers(connection, {request.profile_id for request in requests})
+        recent: dict[str, dict[str, int]] = {}
+        for channel in ("email", "sms"):
             window = self.policy.cap_window(channel)
-            recent = {}
-            if window is not None:
-                recent = self.records.sent_counts(connection, list(profiles.values()), channel, now - window)
-        records, details = [], {}
-        for user in users:
-            profile_id = profiles[user]
-            customer = customers.get(profile_id)
-            send_key = (key(user) if key else None) or _default_key(template, profile_id, trigger)
-            record = _record(template, profile_id, send_key, settings.transactional, now, data, trigger)
+            if window is not None and any(_channel(r.template) == channel for r in requests):
+                recent[channel] = self.records.sent_counts(connection, list(customers), channel, now - window)
+        planned = Planned([], {})
+        for request in requests:
+            customer = customers.get(request.profile_id)
+            template = request.template
+            if customer is not None and request.fallback and not self.reachable(customer, template):
+                template = request.fallback  # suppressed in turn, with its reason, if unreachable too
+            channel = _channel(template)
+            settings = self.templates.settings(template)
+            at = max(now, request.not_before) if request.not_before else now
+            record = _record(
+                template, request.profile_id, request.key, settings.transactional, at, request.data,
+                request.event or {},
+            )  # fmt: skip
+            record.created_at = record.updated_at = now
             if customer is None:
                 record.status, record.error = "suppressed", "the customer has no profile yet"
             else:
+                counts = recent.get(channel, {})
                 reach = customer.reach(channel, self.email_default)
-                decision = self.policy.decide(channel, settings, reach, now, recent.get(profile_id, 0))
+                decision = self.policy.decide(channel, settings, reach, at, counts.get(request.profile_id, 0))
                 record.address, record.due_at = reach.address, decision.due_at
                 if decision.action == "suppress":
                     record.status, record.error = "suppressed", decision.reason
-                details[record.id] = decision.reason
-            records.append(record)
-        with self.database.write() as connection:
-            stored = self.records.insert(connection, records)
-            fresh = [record for record in records if stored[record.send_key].id == record.id]
-            entries = [(r.id, r.status, now, details.get(r.id) or r.error) for r in fresh]
-            self.records.history(connection, entries)
-        if any(record.status == "queued" for record in fresh) and self._dispatcher is not None:
+                elif not settings.transactional:
+                    counts[request.profile_id] = counts.get(request.profile_id, 0) + 1
+                if decision.reason:
+                    planned.reasons[record.id] = decision.reason
+            planned.records.append(record)
+        return planned
+
+    def store(self, connection: Connection, planned: Planned) -> dict[str, MessageRecord]:
+        """Record what `plan` decided, in the caller's transaction; the stored message of each send key,
+        which is the one already there when the key was recorded before. Call `wake` once committed."""
+        if not planned.records:
+            return {}
+        stored = self.records.insert(connection, planned.records)
+        fresh = [record for record in planned.records if stored[record.send_key].id == record.id]
+        self.records.history(
+            connection, [(r.id, r.status, r.created_at, planned.reasons.get(r.id)) for r in fresh]
+        )
+        return stored
+
+    def customers(self, connection: Connection, profile_ids: Sequence[str]) -> dict[str, Customer]:
+        """These profiles as customers to message (their identity, traits and consents)."""
+        return load_customers(connection, profile_ids)
+
+    def wake(self) -> None:
+        """Tell this process's dispatcher that messages were recorded (it polls anyway)."""
+        if self._dispatcher is not None:
             self._dispatcher.wake()
-        return [stored[record.send_key] for record in records]
+
+    def reachable(self, customer: Customer, template: str) -> bool:
+        """Whether consent and an address let `template` reach `customer` at all."""
+        reach = customer.reach(_channel(template), self.email_default)
+        return self.policy.unreachable(_channel(template), self.templates.settings(template), reach) is None
 
     def dispatch(self, rounds: int = 100) -> int:
         """Deliver what is due now, batch after batch, until nothing is; how many messages were handled."""
@@ -247,6 +328,10 @@ def _record(
         data={**(data or {}), **({"event": dict(trigger)} if trigger else {})}, error=None, created_at=now,
         updated_at=now, sent_at=None,
     )  # fmt: skip
+
+
+def _channel(template: str) -> str:
+    return template.partition("/")[0]
 
 
 def _event_data(event: LoggedEvent | Mapping[str, Any] | None) -> dict[str, Any]:

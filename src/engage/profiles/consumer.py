@@ -150,8 +150,9 @@ class ProfilesConsumer:
     name = "profiles"
 
     def handle(self, connection: Connection, events: Sequence[LoggedEvent]) -> None:
-        # What engage announces itself (SegmentEntered, …) is not the customer's activity; merges are.
-        events = [e for e in events if e.channel != SYSTEM_CHANNEL or e.type == "merge"]
+        # What engage announces itself (SegmentEntered, …) is not the customer's activity; merges are, and
+        # so are the traits a journey's `update` step sets (an identify on the system channel).
+        events = [e for e in events if e.channel != SYSTEM_CHANNEL or e.type in ("merge", "identify")]
         if not events:
             return
         redirects = merged_into(connection, {event.profile_id for event in events})
@@ -181,6 +182,10 @@ class ProfilesConsumer:
             }
         # A guard against replays; an event redirected by a merge may predate the target's latest.
         if event.seq <= profile["last_seq"] and profile_id == event.profile_id:
+            return
+        if event.channel == SYSTEM_CHANNEL:  # engage setting traits: not the customer's doing
+            _update_traits(profile["traits"], event.traits)
+            profile["last_seq"] = max(profile["last_seq"], event.seq)
             return
         if event.user_id:
             profile["user_id"] = event.user_id

@@ -47,9 +47,10 @@ class Clock:
 
 
 def write_segments(root: Path, segments: dict[str, str]) -> None:
-    """Make `segments` (name -> YAML after the `name:` line) the workspace's only segment files."""
+    """Make `segments` (name -> YAML after the `name:` line) the workspace's only segment files, without
+    the shipped journeys (which name shipped segments)."""
     folder = root / SEGMENTS_DIR
-    for old in folder.glob("*.yml"):
+    for old in [*folder.glob("*.yml"), *(root / "journeys").glob("*.yml")]:
         old.unlink()
     for name, body in segments.items():
         (folder / f"{name}.yml").write_text(f"name: {name}\n{textwrap.dedent(body)}", encoding="utf-8")

@@ -18,6 +18,7 @@ from engage.events.consumers import ConsumerRegistry
 from engage.events.ingest import Ingestor, Limits
 from engage.events.log import EventLog
 from engage.events.stream import EventStream, create_stream
+from engage.journeys.runtime import Journeys
 from engage.messaging.service import Messaging
 from engage.profiles import ProfilesConsumer
 from engage.recommend.runtime import Recommend
@@ -41,30 +42,39 @@ class Engage:
     segments: Segments
     recommend: Recommend
     messaging: Messaging
+    journeys: Journeys
 
     def work(self, stop: threading.Event) -> None:
-        """Be a worker until `stop` is set: apply the segment files (backfilling what changed), then
-        deliver the stream to the consumers while the segment clock handles windows running out, the
-        scheduler retrains the recommender and the dispatcher sends the messages that are due."""
+        """Be a worker until `stop` is set: apply the segment and journey files (backfilling segments
+        that changed), then deliver the stream to the consumers while the segment clock handles windows
+        running out, the journey tick runs the steps that are due, the scheduler runs campaigns and
+        retrains the recommender, and the dispatcher sends the messages that are due."""
         for applied in self.segments.sync():
             log.info(
                 "segment %s %s: %d members (%d entered, %d exited)",
                 applied.segment, applied.action, applied.members, applied.entered, applied.exited,
             )  # fmt: skip
-        timer = threading.Thread(target=self.segments.timer.run, args=(stop,), name="segment-clock")
-        timer.start()
-        dispatcher = threading.Thread(target=self.messaging.run, args=(stop,), name="dispatcher")
-        dispatcher.start()
+        for change in self.journeys.sync():
+            if change.action != "unchanged":
+                log.info("%s %s %s (version %s)", change.kind, change.name, change.action, change.version)
+        threads = [
+            threading.Thread(target=self.segments.timer.run, args=(stop,), name="segment-clock"),
+            threading.Thread(target=self.journeys.run, args=(stop,), name="journeys"),
+            threading.Thread(target=self.messaging.run, args=(stop,), name="dispatcher"),
+        ]
+        for thread in threads:
+            thread.start()
         scheduler = BackgroundScheduler(timezone=UTC)
         self.recommend.schedule(scheduler)
+        self.journeys.schedule(scheduler)
         scheduler.start()
         try:
             self.stream.run(self.consumers, stop)
         finally:
             stop.set()
             scheduler.shutdown(wait=False)
-            timer.join()
-            dispatcher.join()
+            for thread in threads:
+                thread.join()
 
     def close(self) -> None:
         self.stream.close()
@@ -95,4 +105,8 @@ def bootstrap(
     recommend = Recommend.from_workspace(workspace, database, clock, ingestor)
     consumers.register(recommend.consumer)
     messaging = Messaging(workspace, database, ingestor, recommend, clock)
-    return Engage(workspace, database, log, stream, consumers, ingestor, segments, recommend, messaging)
+    journeys = Journeys(workspace, database, messaging, clock)
+    consumers.register(journeys.consumer)
+    return Engage(
+        workspace, database, log, stream, consumers, ingestor, segments, recommend, messaging, journeys
+    )

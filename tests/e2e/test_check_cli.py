@@ -13,7 +13,7 @@ from engage.workspace import init_workspace
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = ("SENDGRID_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "ENGAGE_WRITE_KEY")
 SUMMARY = (
-    "workspace OK: endpoints.yml, 3 connectors, 12 segments, 1 journey, 23 template files, templates.yml, "
+    "workspace OK: endpoints.yml, 3 connectors, 12 segments, 7 journeys, 30 template files, templates.yml, "
     "messaging.yml, bot (5 files), catalog/products.csv, offers.yml, recommender.yml"
 )
 
@@ -85,7 +85,7 @@ def test_init_then_check_from_inside_the_new_workspace(
     code, out, err = run("init", str(dest))
     assert code == 0, err
     assert out[0].startswith(f"created a workspace in {dest}: ")
-    for part in ("endpoints.yml", "connectors/ (3 files)", "bot/ (5 files)", "templates/ (24 files)"):
+    for part in ("endpoints.yml", "connectors/ (3 files)", "bot/ (5 files)", "templates/ (31 files)"):
         assert part in out[0]
     assert out[1] == f"next: cd {dest} && engage check"
     assert not any(path.is_symlink() for path in dest.rglob("*"))
@@ -114,11 +114,11 @@ def break_yaml_syntax(ws: Path) -> tuple[str, int, str]:
 
 
 def break_duplicate_key(ws: Path) -> tuple[str, int, str]:
-    path = ws / "journeys" / "welcome.yml"
-    first = line_of(path, "name: welcome")
-    path.write_text(path.read_text() + "name: welcome\n")
+    path = ws / "journeys" / "signup_welcome.yml"
+    first = line_of(path, "name: signup_welcome")
+    path.write_text(path.read_text() + "name: signup_welcome\n")
     return (
-        "journeys/welcome.yml",
+        "journeys/signup_welcome.yml",
         len(path.read_text().splitlines()),
         f"duplicate key 'name' (first defined on line {first})",
     )
@@ -241,8 +241,9 @@ def test_a_channel_needs_an_existing_connector(run: Run, ws: Path) -> None:
 
 
 def test_a_new_file_is_counted_and_checked(run: Run, ws: Path) -> None:
-    (ws / "journeys" / "abandoned_cart.yml").write_text(
-        "name: abandoned_cart\ntrigger:\n  event: ProductAdded\n"
+    (ws / "journeys" / "back_in_view.yml").write_text(
+        "name: back_in_view\ntrigger:\n  event: ProductViewed\n"
+        "steps:\n  - send: {channel: sms, template: pick}\n"
     )
     (ws / "templates" / "sms" / "pick.txt.j2").write_text("Hi {{ name }}\n{% for p in products %}\n")
     code, out, _ = run("check", "-w", str(ws))
@@ -252,7 +253,7 @@ def test_a_new_file_is_counted_and_checked(run: Run, ws: Path) -> None:
     code, out, _ = run("check", "-w", str(ws))
     assert (code, out) == (
         0,
-        [SUMMARY.replace("1 journey", "2 journeys").replace("23 template files", "24 template files")],
+        [SUMMARY.replace("7 journeys", "8 journeys").replace("30 template files", "31 template files")],
     )
 
 

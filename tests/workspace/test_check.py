@@ -30,7 +30,7 @@ def test_the_copy_is_clean_and_counted(ws: Path) -> None:
     assert problems == [] and summary.warnings == []
     assert summary.counts["segments/*.yml"] == 12 and summary.counts["bot/**/*.yml"] == 5
     assert str(summary) == (
-        "workspace OK: endpoints.yml, 3 connectors, 12 segments, 1 journey, 23 template files, "
+        "workspace OK: endpoints.yml, 3 connectors, 12 segments, 7 journeys, 30 template files, "
         "templates.yml, messaging.yml, bot (5 files), catalog/products.csv, offers.yml, recommender.yml"
     )
 
@@ -82,8 +82,10 @@ def test_a_missing_endpoints_file_is_a_problem(tmp_path: Path) -> None:
 def test_broken_endpoints_still_check_the_other_files(ws: Path) -> None:
     endpoints = ws / "endpoints.yml"
     endpoints.write_text(endpoints.read_text().replace("pool_size: 5", "pool_size: lots"))
-    (ws / "journeys" / "welcome.yml").write_text("- not a mapping\n")
+    (ws / "journeys" / "signup_welcome.yml").write_text("- not a mapping\n")
     problems, summary = check_workspace(ws, environ={})
-    assert [p.file for p in problems] == ["endpoints.yml", "journeys/welcome.yml"]
-    assert problems[1].message == "expected a mapping with `name: welcome`, found a list"
+    assert [p.file for p in problems] == ["endpoints.yml", "journeys/signup_welcome.yml"]
+    assert problems[1].message == (
+        "expected a journey (trigger, steps) or a campaign (schedule, audience, send), found a list"
+    )
     assert len(summary.warnings) == 3  # channels fall back to their defaults: outbox needs no secret

@@ -58,11 +58,21 @@ def demo(
         segments.add_row(name, f"{size:,}")
     console.print(segments)
 
+    journeys = Table(title="journeys (started by the traffic, on the real clock)", title_justify="left")
+    for column in ("journey", "entered", "still running", "messages sent"):
+        journeys.add_column(column, justify="left" if column == "journey" else "right")
+    for name, entered, running, sent in report.journeys:
+        journeys.add_row(name, f"{entered:,}", f"{running:,}", f"{sent:,}")
+    console.print(journeys)
+    console.print(f"messages written to the outbox (var/outbox/): {report.outbox:,}")
+
     top = ", ".join(f"{name} {count:,}" for name, count in report.events_by_name.most_common(6) if name)
     console.print(f"events by name: {top}")
     console.print(f"workspace: {directory}")
     console.print(f"  try: engage profiles show {report.example_user} -w {directory}")
     console.print(f"       engage segments show recent_purchasers -w {directory}")
+    console.print(f"       engage journeys stats abandoned_cart -w {directory}")
+    console.print(f"       engage outbox -w {directory}")
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ __all__ = ["app", "main"]
 
 COMMAND_MODULES = [
     "check", "init", "db", "serve", "worker", "run", "events", "profiles", "segments", "recs", "templates",
-    "messages", "demo",
+    "messages", "journeys", "demo",
 ]  # fmt: skip
 
 app = typer.Typer(

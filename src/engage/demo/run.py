@@ -1,11 +1,13 @@
-"""`engage demo` at this stage of the project: a simulated storefront through ingestion, profiles and
-segments.
+"""`engage demo` at this stage of the project: a simulated storefront through ingestion, profiles,
+segments and journeys.
 
 What it shows: Segment calls over HTTP with a write key, duplicates (client retries) stored once, bad
 events rejected by field while the rest of their batch is kept, anonymous browsing carried into the
-account at signup, consent per channel, the worker bringing profiles up to date, and the shipped
-segments' members kept current as the traffic arrives. The simulated days end today, so windows such as
-"purchased in the last 30 days" have members.
+account at signup, consent per channel, the worker bringing profiles up to date, the shipped segments'
+members kept current as the traffic arrives, and the shipped journeys starting for the customers the
+traffic brings (welcome emails and post-purchase thanks go out at once, through the outbox; carts and
+browsing wait their hour or day). The simulated days end today, so windows such as "purchased in the last
+30 days" have members.
 """
 
 from __future__ import annotations
@@ -25,13 +27,16 @@ from rich.progress import Progress
 from sqlalchemy import func, select
 
 from engage.bootstrap import Engage, bootstrap
+from engage.connectors.outbox import read_outbox
 from engage.demo.server import LocalServer
 from engage.demo.shoppers import simulate
 from engage.errors import WorkspaceError
 from engage.events.consumers import offset_of
+from engage.journeys.store import next_due
+from engage.messaging.records import ACTIVE
 from engage.segments.queries import segment_sizes
 from engage.store import Database
-from engage.store.models import Consent, EventRecord, Identity, Profile, ProfileMerge
+from engage.store.models import Consent, EventRecord, Identity, Message, Profile, ProfileMerge
 from engage.workspace import Workspace, init_workspace
 
 __all__ = ["DemoReport", "run_demo", "prepare_workspace"]
@@ -58,6 +63,9 @@ class DemoReport:
     example_user: str | None = None
     segments: dict[str, int] = field(default_factory=dict)
     """Current members of each segment, by name."""
+    journeys: list[tuple[str, int, int, int]] = field(default_factory=list)
+    """Each journey: entered, still running, messages sent."""
+    outbox: int = 0
 
 
 def prepare_workspace(directory: Path) -> Workspace:
@@ -122,8 +130,15 @@ def run_demo(directory: Path, *, users: int, days: int, seed: int, console: Cons
                 progress.advance(task, len(batch))
             progress.add_task("profiles and segments catching up", total=None)
             _wait_for_consumers(engage)
-    report.seconds = time.perf_counter() - began
+        report.seconds = time.perf_counter() - began
+        _wait_for_journeys(engage)
     _summarise(engage.database, report)
+    for journey in engage.journeys.list():
+        if journey.kind == "journey":
+            sends = engage.journeys.stats(journey.name).sends
+            sent = sum(n for statuses in sends.values() for status, n in statuses.items() if status in ACTIVE)
+            report.journeys.append((journey.name, journey.entered, journey.active, sent))
+    report.outbox = sum(1 for _ in read_outbox(workspace.var_dir / "outbox"))
     with engage.database.read() as connection:
         sizes = segment_sizes(connection)
     report.segments = {name: sizes.get(name, 0) for name in engage.segments.engine.segments}
@@ -137,6 +152,26 @@ def _wait_for_consumers(engage: Engage) -> None:
         time.sleep(0.05)
 
 
+def _wait_for_journeys(engage: Engage, timeout: float = 60.0) -> None:
+    """Until the steps due now ran and their messages went out (the rest wait their hour or day)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _wait_for_consumers(engage)
+        now = engage.journeys.clock()
+        with engage.database.read() as connection:
+            due = next_due(connection)
+            queued = connection.execute(
+                select(func.count())
+                .select_from(Message.__table__)
+                .where(
+                    Message.__table__.c.status.in_(("queued", "sending")), Message.__table__.c.due_at <= now
+                )
+            ).scalar_one()
+        if (due is None or due > now) and not queued:
+            return
+        time.sleep(0.1)
+
+
 def _summarise(database: Database, report: DemoReport) -> None:
     events, profiles, identities = EventRecord.__table__, Profile.__table__, Identity.__table__
     with database.read() as connection:
@@ -144,7 +179,9 @@ def _summarise(database: Database, report: DemoReport) -> None:
             {
                 name: count
                 for name, count in connection.execute(
-                    select(events.c.event, func.count()).group_by(events.c.event)
+                    select(events.c.event, func.count())
+                    .where(events.c.channel != "system")
+                    .group_by(events.c.event)
                 )
             }
         )

@@ -81,12 +81,13 @@ def _journey(rng: random.Random, shopper: Shopper, start: datetime, days: int) -
     when = start + timedelta(minutes=rng.randrange(days * 24 * 60))
     anon = {"anonymousId": shopper.anonymous_id}
     cart: list[dict[str, Any]] = []
+    cart_id = f"cart-{shopper.number}-1"
     for _ in range(rng.randint(3, 12)):
         when += timedelta(seconds=rng.randint(10, 300))
         product = _product(rng, shopper)
         yield _call(rng, "track", when, event="ProductViewed", properties=product, **anon)
         if rng.random() < 0.08:
-            cart.append({**product, "quantity": 1})
+            cart.append({**product, "quantity": 1, "cart_id": cart_id})
             yield _call(rng, "track", when, event="ProductAdded", properties=cart[-1], **anon)
     if not shopper.signs_up:
         return
@@ -127,20 +128,32 @@ def _checkout(
     """About half of the carts reach checkout and most of those are paid; some buyers come back for
     bigger orders, so value segments have members."""
     ids = {"userId": shopper.user_id}
+    carts = 1
     while cart and rng.random() < 0.5:
         when += timedelta(minutes=rng.randint(2, 30))
         revenue = round(sum(item["price"] * item["quantity"] for item in cart), 2)
         products = [item["product_id"] for item in cart]
-        yield _call(rng, "track", when, event="CheckoutStarted", properties={"products": products}, **ids)
+        cart_id = f"cart-{shopper.number}-{carts}"
+        checkout = {"products": products, "cart_id": cart_id}
+        yield _call(rng, "track", when, event="CheckoutStarted", properties=checkout, **ids)
         if rng.random() < 0.2:
             return  # abandoned at checkout
         order = {
             "order_id": str(uuid.UUID(int=rng.getrandbits(128))),
             "revenue": revenue,
             "products": products,
+            "cart_id": cart_id,
         }
         yield _call(rng, "track", when, event="OrderCompleted", properties=order, **ids)
         when += timedelta(days=rng.randint(1, 4))
-        cart = [{**_product(rng, shopper), "quantity": rng.randint(1, 4)} for _ in range(rng.randint(1, 4))]
+        carts += 1
+        cart = [
+            {
+                **_product(rng, shopper),
+                "quantity": rng.randint(1, 4),
+                "cart_id": f"cart-{shopper.number}-{carts}",
+            }
+            for _ in range(rng.randint(1, 4))
+        ]
         for item in cart:
             yield _call(rng, "track", when, event="ProductAdded", properties=item, **ids)

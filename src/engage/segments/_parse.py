@@ -39,7 +39,7 @@ from engage.segments.definition import (
 from engage.segments.durations import DurationError, parse_duration
 from engage.workspace.yaml import KeyPath, YamlFile
 
-__all__ = ["ParsedSegment", "parse_segment"]
+__all__ = ["ParsedSegment", "parse_segment", "SegmentParser", "COMBINATORS"]
 
 TOP_KEYS = ("name", "description", "condition")
 COMBINATORS = ("all", "any", "not")
@@ -74,13 +74,18 @@ class ParsedSegment:
 
 def parse_segment(doc: YamlFile) -> ParsedSegment:
     """Read `doc` as a segment whose `name` must be the file's name without `.yml`."""
-    parser = _Parser(doc)
+    parser = SegmentParser(doc)
     segment = parser.segment()
     problems = parser.problems
     return ParsedSegment(doc, segment if not problems else None, problems, parser.references, parser.manual)
 
 
-class _Parser:
+class SegmentParser:
+    """Reads conditions (and a segment file) at the lines of their keys; a subclass allows other leaves
+    (`leaves`, each read by its `leaf_NAME` method), as journeys' branch conditions do."""
+
+    leaves: tuple[str, ...] = LEAVES
+
     def __init__(self, doc: YamlFile):
         self.doc = doc
         self.problems: list[Problem] = []
@@ -131,11 +136,13 @@ class _Parser:
 
     def condition(self, data: Any, path: KeyPath) -> Condition | None:
         if not isinstance(data, dict) or not data:
-            self.error(path, f"expected a condition: a mapping with one of {', '.join(COMBINATORS + LEAVES)}")
+            self.error(
+                path, f"expected a condition: a mapping with one of {', '.join(COMBINATORS + self.leaves)}"
+            )
             return None
-        kinds = [key for key in data if key in COMBINATORS or key in LEAVES]
+        kinds = [key for key in data if key in COMBINATORS or key in self.leaves]
         if not kinds:
-            self.unknown(path, data, COMBINATORS + LEAVES, "condition")
+            self.unknown(path, data, COMBINATORS + self.leaves, "condition")
             return None
         if len(kinds) > 1:
             listed = " and ".join(f"'{k}'" for k in kinds)

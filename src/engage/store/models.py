@@ -7,7 +7,8 @@ Ownership follows the loop: ingestion writes `event_log` and `identities`; the p
 `profiles` and `consents`; the segments consumer writes `segment_definitions`, `segment_states` and
 `segment_memberships`; the recommend consumer writes `rec_interactions`; the stream writes
 `stream_offsets`, `dead_letters` and `leases`. The profiles consumer keeps `addresses`; messaging writes
-`messages` and `message_statuses`.
+`messages` and `message_statuses`; journeys write `journey_versions`, `journey_instances`, `journey_steps`,
+`campaign_runs` and `campaign_members`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ __all__ = [
     "Address",
     "Message",
     "MessageStatus",
+    "JourneyVersion",
+    "JourneyInstance",
+    "JourneyStepRecord",
+    "CampaignRun",
+    "CampaignMember",
 ]
 
 # BIGINT on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the rowid, which AUTOINCREMENT needs.
@@ -282,3 +288,113 @@ class MessageStatus(Base):
     status: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class JourneyVersion(Base):
+    """A journey or campaign file as it was when loaded: running instances finish on their version's
+    definition even after the file changed."""
+
+    __tablename__ = "journey_versions"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(SequenceId, primary_key=True, autoincrement=True)
+    journey: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(32))
+    file: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(Text)
+    """The file's text."""
+    loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set when its file was removed (or replaced): no new instance starts on it."""
+
+
+class JourneyInstance(Base):
+    """One customer's way through one journey: where they are, until when they wait, and how it ended."""
+
+    __tablename__ = "journey_instances"
+    __table_args__ = (
+        Index("ix_journey_instances_due", "status", "due_at"),
+        Index("ix_journey_instances_profile", "profile_id", "status"),
+        Index("ix_journey_instances_key", "journey", "profile_id", "key"),
+        Index("ix_journey_instances_running", "journey", "profile_id", "key", unique=True,
+              sqlite_where=text("status = 'active'"), postgresql_where=text("status = 'active'")),
+    )  # fmt: skip
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    journey: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(32))
+    profile_id: Mapped[str] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(200))
+    """The instance key's value ('' for one instance per customer)."""
+    status: Mapped[str] = mapped_column(String(16))
+    """active, completed or exited."""
+    step: Mapped[int] = mapped_column(Integer)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the current step is due (now, a wait's end, a wait_for's timeout); None once it ended."""
+    waiting_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Set while the current step (a wait, a wait_for) waits: when due, the wait is over."""
+    waiting_for: Mapped[str | None] = mapped_column(String(200))
+    """The event a `wait_for` waits for (its filters are in the definition)."""
+    trigger: Mapped[dict[str, Any]] = mapped_column(Json, default=dict)
+    arm: Mapped[str | None] = mapped_column(String(200))
+    entered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    exit_reason: Mapped[str | None] = mapped_column(String(300))
+    goal_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """When the journey's goal event came (conversion)."""
+
+
+class JourneyStepRecord(Base):
+    """An instance's history: each step it went through, when and how."""
+
+    __tablename__ = "journey_steps"
+    __table_args__ = (
+        Index("ix_journey_steps_instance", "instance_id"),
+        Index("ix_journey_steps_journey", "journey", "kind"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(SequenceId, primary_key=True, autoincrement=True)
+    instance_id: Mapped[str] = mapped_column(String(32))
+    journey: Mapped[str] = mapped_column(String(200))
+    step: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    detail: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(32))
+    """A send's message."""
+
+
+class CampaignRun(Base):
+    """One scheduled run of a campaign, recorded once per scheduled time: a restart never sends it again."""
+
+    __tablename__ = "campaign_runs"
+    __table_args__ = (Index("ix_campaign_runs_scheduled", "campaign", "scheduled_for", unique=True),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    campaign: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(32))
+    scheduled_for: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    """running, finished, or skipped (missed for too long while engage was down)."""
+    detail: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    """A running run's worker moves it on after each batch; one that stopped moving was left by a worker
+    that died, and another worker finishes it."""
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    audience: Mapped[int] = mapped_column(Integer, default=0)
+    holdout: Mapped[int] = mapped_column(Integer, default=0)
+    recorded: Mapped[int] = mapped_column(Integer, default=0)
+    """Messages recorded (sent, deferred, or suppressed by a policy)."""
+
+
+class CampaignMember(Base):
+    """Who a run reached or held out, for its conversions against the holdout."""
+
+    __tablename__ = "campaign_members"
+
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    profile_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    holdout: Mapped[bool] = mapped_column(Boolean)
+    message_id: Mapped[str | None] = mapped_column(String(32))

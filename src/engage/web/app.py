@@ -1,4 +1,5 @@
-"""The HTTP API: Segment-compatible ingestion, profiles, segments (`engage.web.segments`) and health.
+"""The HTTP API: Segment-compatible ingestion, profiles, segments (`engage.web.segments`), journeys
+(`engage.web.journeys`) and health.
 
 Handlers parse input, call the engine and format the result; nothing else happens here.
 """
@@ -24,6 +25,7 @@ from engage.profiles import profile_view
 from engage.recommend.service import NoModelError
 from engage.web.auth import WriteKeys
 from engage.web.hooks import hooks_router
+from engage.web.journeys import journeys_router
 from engage.web.links import links_router
 from engage.web.recommendations import recommendations_router
 from engage.web.segments import segments_router
@@ -152,6 +154,7 @@ def create_app(engage: Engage) -> FastAPI:
         return _json(view)
 
     app.include_router(segments_router(engage, write_keys))
+    app.include_router(journeys_router(engage, write_keys))
     app.include_router(recommendations_router(engage, write_keys))
     app.include_router(hooks_router(engage))
     app.include_router(links_router(engage))

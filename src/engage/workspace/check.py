@@ -287,7 +287,11 @@ register_kind(
     _lazy("engage.segments.loader:check_segment_file"),
     finish=_lazy("engage.segments.loader:check_segment_files"),
 )
-register_kind("journeys/*.yml", check_named_mapping)
+register_kind(
+    "journeys/*.yml",
+    _lazy("engage.journeys.loader:check_journey_file"),
+    finish=_lazy("engage.journeys.loader:check_journey_files"),
+)
 register_kind(
     "templates/**/*.j2",
     check_template,

@@ -33,6 +33,8 @@ __all__ = ["Runner", "BATCH", "send_key"]
 
 log = logging.getLogger(__name__)
 BATCH = 500
+MIN_PAUSE = 0.005
+"""Seconds: the shortest sleep between ticks when nothing could be claimed."""
 
 
 def send_key(instance: Instance, step: int) -> str:
@@ -60,15 +62,17 @@ class Runner:
         self._wake.set()
 
     def run(self, stop: threading.Event, idle: float = 0.5) -> None:
-        """Tick until `stop` is set; sleeps up to `idle` seconds when nothing is due (or until woken)."""
+        """Tick until `stop` is set; when nothing is due, sleeps until the next step is (at most `idle`
+        seconds, as another worker or a new instance may bring an earlier one) or until woken."""
         while not stop.is_set():
             try:
                 handled = self.run_once()
+                pause = 0.0 if handled else self._until_next_due(idle)
             except Exception:  # the database is down, a bug: log it, try again, never stop ticking
                 log.exception("running journey steps failed; trying again")
-                handled = 0
-            if not handled:
-                self._wake.wait(idle)
+                pause = idle
+            if pause:
+                self._wake.wait(pause)
                 self._wake.clear()
 
     def run_once(self, limit: int = BATCH) -> int:
@@ -82,6 +86,14 @@ class Runner:
         if due:
             self.messaging.wake()
         return len(due)
+
+    def _until_next_due(self, idle: float) -> float:
+        with self.database.read() as connection:
+            due = store.next_due(connection)
+        if due is None:
+            return idle
+        # Never 0: rows due now that another worker holds would make this loop spin.
+        return min(idle, max(MIN_PAUSE, (due - self.clock()).total_seconds()))
 
     def run_due(self, rounds: int = 1000) -> int:
         """Run batches until nothing is due now; how many instances were run."""

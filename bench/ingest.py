@@ -165,7 +165,9 @@ def measure_engage(root: Path, bodies: list[bytes], clients: int, mode: str, api
     and one `engage worker`, as a load balancer in front of several API processes would run them."""
     workspace = Workspace.load(root)
     ports = [free_port() for _ in range(1 if mode == "run" else apis)]
-    processes = [_engage("run" if mode == "run" else "serve", root, "--port", str(port)) for port in ports]
+    # `run` without the chatbot: these figures are ingestion's, and Rasa would share the cores.
+    command, extra = ("run", ["--no-bot"]) if mode == "run" else ("serve", [])
+    processes = [_engage(command, root, *extra, "--port", str(port)) for port in ports]
     if mode == "split":
         processes.append(_engage("worker", root))
     database = Database(workspace.endpoints.database.url)

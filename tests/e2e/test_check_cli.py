@@ -13,8 +13,8 @@ from engage.workspace import init_workspace
 REPO = Path(__file__).resolve().parents[2]
 SECRETS = ("SENDGRID_API_KEY", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "ENGAGE_WRITE_KEY")
 SUMMARY = (
-    "workspace OK: endpoints.yml, 3 connectors, 12 segments, 7 journeys, 30 template files, templates.yml, "
-    "messaging.yml, bot (5 files), catalog/products.csv, offers.yml, recommender.yml"
+    "workspace OK: endpoints.yml, 3 connectors, 12 segments, 7 journeys, 32 template files, templates.yml, "
+    "messaging.yml, bot (8 files), catalog/products.csv, offers.yml, recommender.yml"
 )
 
 Run = Callable[..., tuple[int, list[str], list[str]]]
@@ -85,7 +85,7 @@ def test_init_then_check_from_inside_the_new_workspace(
     code, out, err = run("init", str(dest))
     assert code == 0, err
     assert out[0].startswith(f"created a workspace in {dest}: ")
-    for part in ("endpoints.yml", "connectors/ (3 files)", "bot/ (5 files)", "templates/ (31 files)"):
+    for part in ("endpoints.yml", "connectors/ (3 files)", "bot/ (9 files)", "templates/ (33 files)"):
         assert part in out[0]
     assert out[1] == f"next: cd {dest} && engage check"
     assert not any(path.is_symlink() for path in dest.rglob("*"))
@@ -253,7 +253,7 @@ def test_a_new_file_is_counted_and_checked(run: Run, ws: Path) -> None:
     code, out, _ = run("check", "-w", str(ws))
     assert (code, out) == (
         0,
-        [SUMMARY.replace("7 journeys", "8 journeys").replace("30 template files", "31 template files")],
+        [SUMMARY.replace("7 journeys", "8 journeys").replace("32 template files", "33 template files")],
     )
 
 

@@ -131,6 +131,7 @@ def test_serve_and_run_listen_where_told(command: str, make_workspace: MakeWorks
             "127.0.0.1",
             "--port",
             str(port),
+            *(["--no-bot"] if command == "run" else []),  # the chatbot's own tests run it
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

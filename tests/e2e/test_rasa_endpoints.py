@@ -20,6 +20,7 @@ import sys
 from rasa.core.utils import AvailableEndpoints
 endpoints = AvailableEndpoints.read_endpoints(sys.argv[1])
 print(endpoints.action.url, endpoints.tracker_store.type, endpoints.tracker_store.kwargs.get("db"))
+print(endpoints.event_broker.type, endpoints.event_broker.kwargs.get("db"))
 """
 
 
@@ -41,4 +42,6 @@ def test_rasa_loads_the_shipped_endpoints_file(make_workspace: MakeWorkspace) ->
         env={**os.environ, "RASA_TELEMETRY_ENABLED": "false"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["http://127.0.0.1:5055/webhook", "SQL", "var/rasa-tracker.db"]
+    assert result.stdout.split() == [
+        "http://127.0.0.1:5055/webhook", "SQL", "var/rasa-tracker.db", "SQL", "var/rasa-events.db",
+    ]  # fmt: skip

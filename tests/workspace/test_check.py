@@ -28,10 +28,10 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_copy_is_clean_and_counted(ws: Path) -> None:
     problems, summary = check_workspace(ws, environ=SECRETS)
     assert problems == [] and summary.warnings == []
-    assert summary.counts["segments/*.yml"] == 12 and summary.counts["bot/**/*.yml"] == 5
+    assert summary.counts["segments/*.yml"] == 12 and summary.counts["bot/**/*.yml"] == 8
     assert str(summary) == (
-        "workspace OK: endpoints.yml, 3 connectors, 12 segments, 7 journeys, 30 template files, "
-        "templates.yml, messaging.yml, bot (5 files), catalog/products.csv, offers.yml, recommender.yml"
+        "workspace OK: endpoints.yml, 3 connectors, 12 segments, 7 journeys, 32 template files, "
+        "templates.yml, messaging.yml, bot (8 files), catalog/products.csv, offers.yml, recommender.yml"
     )
 
 
@@ -46,7 +46,7 @@ def test_hidden_folders_are_not_checked(ws: Path) -> None:
     (ws / "bot" / ".rasa").mkdir()
     (ws / "bot" / ".rasa" / "broken.yml").write_text("a: [\n")
     problems, summary = check_workspace(ws, environ=SECRETS)
-    assert problems == [] and summary.counts["bot/**/*.yml"] == 5
+    assert problems == [] and summary.counts["bot/**/*.yml"] == 8
 
 
 @pytest.mark.usefixtures("registry")

@@ -35,6 +35,9 @@ def test_a_file_with_only_write_keys_has_every_default(tmp_path: Path) -> None:
     assert (e.ingest.max_event_bytes, e.ingest.max_batch_bytes) == (32768, 512000)
     assert (e.profiles.default_region, e.profiles.email_consent_default) == ("US", True)
     assert (e.channels.email, e.channels.sms) == ("outbox", "outbox")
+    assert (e.rasa.url, e.rasa.host, e.rasa.port, e.rasa.token) == (
+        "http://127.0.0.1:5005", "127.0.0.1", 5005, "dev-rasa-token",
+    )  # fmt: skip
     assert e.tracker_store is None
 
 
@@ -122,6 +125,9 @@ def test_rabbitmq_needs_a_url(tmp_path: Path) -> None:
         ("database:\n  pool_size: 0\n", "database.pool_size: Input should be greater than or equal to 1"),
         ("database:\n  colour: red\n", "unknown key 'colour'; known keys: url, pool_size"),
         ("tracker_store: [SQL]\n", "tracker_store: Input should be a valid dictionary"),
+        ("rasa:\n  url: ftp://rasa\n", "rasa.url: 'ftp://rasa' is not an http:// or https:// URL"),
+        ("rasa:\n  url: http://rasa:port\n", "rasa.url: 'http://rasa:port' has an invalid port"),
+        ("rasa:\n  token: ''\n", "rasa.token: String should have at least 1 character"),
     ],
 )
 def test_wrong_values_name_the_key_path_at_its_line(tmp_path: Path, section: str, message: str) -> None:

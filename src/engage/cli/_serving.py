@@ -1,4 +1,5 @@
-"""Running the HTTP API and the stream worker until SIGTERM or Ctrl-C, then stopping cleanly."""
+"""Running the HTTP API and the stream worker (and, with `engage run`, the chatbot) until SIGTERM or Ctrl-C,
+then stopping cleanly."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uvicorn
 from threadpoolctl import threadpool_limits
 
 from engage.bootstrap import Engage
+from engage.chat.rasa.runner import BotRunner
 from engage.web import create_app
 
 __all__ = ["stop_on_signals", "serve_until_stopped", "tune_process"]
@@ -42,10 +44,15 @@ def tune_process() -> None:
     threadpool_limits(1, "blas")
 
 
-def serve_until_stopped(engage: Engage, host: str, port: int, *, with_worker: bool) -> None:
+def serve_until_stopped(
+    engage: Engage, host: str, port: int, *, with_worker: bool, bot: BotRunner | None = None
+) -> None:
+    """Serve until stopped; `bot` (the action server and Rasa) starts in the background and stops first."""
     stop = threading.Event()
     stop_on_signals(stop)
     tune_process()
+    if bot is not None:
+        bot.start()
     worker = None
     if with_worker:
         worker = threading.Thread(target=engage.work, args=(stop,), name="worker")
@@ -60,6 +67,8 @@ def serve_until_stopped(engage: Engage, host: str, port: int, *, with_worker: bo
     try:
         uvicorn.run(create_app(engage), host=host, port=port, log_level="warning", access_log=False)
     finally:
+        if bot is not None:
+            bot.stop()
         stop.set()
         engage.stream.notify()
         if worker is not None:

@@ -28,6 +28,7 @@ __all__ = [
     "IngestConfig",
     "ProfilesConfig",
     "ChannelsConfig",
+    "RasaConfig",
     "Endpoints",
     "read_endpoints",
     "resolve_database_url",
@@ -145,6 +146,34 @@ class ChannelsConfig(_Section):
         return name
 
 
+class RasaConfig(_Section):
+    """Where engage reaches the Rasa server (its HTTP API and channels) and the token of that API."""
+
+    url: str = "http://127.0.0.1:5005"
+    """Kept without a trailing `/`; `engage run` starts Rasa listening on this URL's host and port."""
+    token: str = Field(default="dev-rasa-token", min_length=1)
+    """The `--auth-token` of Rasa's HTTP API."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"'{url}' is not an http:// or https:// URL")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or a fragment")
+        _port(url)
+        return url.rstrip("/")
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return _port(self.url)
+
+
 class Endpoints(BaseModel):
     """The validated contents of endpoints.yml; every section has defaults except `ingest.write_keys`."""
 
@@ -161,6 +190,7 @@ class Endpoints(BaseModel):
     ingest: IngestConfig
     profiles: ProfilesConfig = ProfilesConfig()
     channels: ChannelsConfig = ChannelsConfig()
+    rasa: RasaConfig = RasaConfig()
 
     action_endpoint: dict[str, Any] | None = None
     tracker_store: dict[str, Any] | None = None
@@ -177,7 +207,7 @@ class Endpoints(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        for key in ("database", "event_stream", "ingest", "profiles", "channels"):
+        for key in ("database", "event_stream", "ingest", "profiles", "channels", "rasa"):
             if data.get(key) is None:
                 data[key] = {}
         return data
@@ -222,6 +252,16 @@ def read_endpoints(
         update={"url": resolve_database_url(endpoints.database.url, root)}
     )
     return doc, endpoints.model_copy(update={"database": database}), []
+
+
+def _port(url: str) -> int:
+    """The URL's port, or its scheme's default; ValueError when the port is not a number in range."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"'{url}' has an invalid port") from None
+    return port or (443 if parts.scheme == "https" else 80)
 
 
 def _kind(value: Any) -> str:

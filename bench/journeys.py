@@ -30,7 +30,8 @@ worker, PostgreSQL two.
    `sent_at` minus the job's run_date, through the same dispatcher in one scheduler process (APScheduler 3
    cannot share a job store between schedulers).
 
-    .venv/bin/python bench/journeys.py [--instances 100000] [--rate 500] [--seconds 30] [--skip-postgres | --skip-sqlite]
+    .venv/bin/python bench/journeys.py [--instances 100000] [--rate 500] [--seconds 30]
+        [--skip-postgres | --skip-sqlite]
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from engage.chat.service import Chat
 from engage.events.consumers import ConsumerRegistry
 from engage.events.ingest import Ingestor, Limits
 from engage.events.log import EventLog
@@ -43,6 +44,7 @@ class Engage:
     recommend: Recommend
     messaging: Messaging
     journeys: Journeys
+    chat: Chat
 
     def work(self, stop: threading.Event) -> None:
         """Be a worker until `stop` is set: apply the segment and journey files (backfilling segments
@@ -61,6 +63,7 @@ class Engage:
             threading.Thread(target=self.segments.timer.run, args=(stop,), name="segment-clock"),
             threading.Thread(target=self.journeys.run, args=(stop,), name="journeys"),
             threading.Thread(target=self.messaging.run, args=(stop,), name="dispatcher"),
+            *self.chat.threads(stop),
         ]
         for thread in threads:
             thread.start()
@@ -77,6 +80,7 @@ class Engage:
                 thread.join()
 
     def close(self) -> None:
+        self.chat.close()
         self.stream.close()
         self.database.dispose()
 
@@ -107,6 +111,8 @@ def bootstrap(
     messaging = Messaging(workspace, database, ingestor, recommend, clock)
     journeys = Journeys(workspace, database, messaging, clock)
     consumers.register(journeys.consumer)
+    chat = Chat(workspace, database, ingestor, recommend, messaging, clock)
+    consumers.register(chat.consumer)
     return Engage(
-        workspace, database, log, stream, consumers, ingestor, segments, recommend, messaging, journeys
+        workspace, database, log, stream, consumers, ingestor, segments, recommend, messaging, journeys, chat
     )

@@ -103,7 +103,7 @@ def test_templates_check_renders_every_shipped_template_for_the_samples(tmp_path
         "weekly_picks.subject.j2",
         "optin_confirmation.txt.j2",
     } <= shipped
-    assert "templates OK: 12 templates rendered 24 times" in out
+    assert "templates OK: 14 templates rendered 28 times" in out
 
 
 def test_templates_check_fails_with_the_file_line_and_variable(tmp_path: Path, capsys) -> None:

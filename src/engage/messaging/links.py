@@ -34,6 +34,8 @@ class LinkKind(IntEnum):
     CLICK = 1
     OPEN = 2
     UNSUBSCRIBE = 3
+    RECOMMENDATION = 4
+    """An item of a list the bot showed: the 16 bytes name the recommendation, the index the item."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,9 @@ class LinkSigner:
 
     def unsubscribe_url(self, send_id: str) -> str:
         return f"{self.base_url}/u/{self.token(send_id, LinkKind.UNSUBSCRIBE)}"
+
+    def recommendation_url(self, recommendation_id: str, index: int) -> str:
+        return f"{self.base_url}/r/{self.token(recommendation_id, LinkKind.RECOMMENDATION, index)}"
 
     def read(self, token: str, kind: LinkKind) -> LinkToken:
         """The token's send and slot; InvalidLink unless engage signed it for `kind`."""

@@ -398,3 +398,34 @@ class CampaignMember(Base):
     profile_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     holdout: Mapped[bool] = mapped_column(Boolean)
     message_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class ChatInbox(Base):
+    """A customer's SMS for the bot, kept until Rasa has answered it: if Rasa is down it waits, with the
+    customer told once that an answer is coming, and is tried again."""
+
+    __tablename__ = "chat_inbox"
+    __table_args__ = (Index("ix_chat_inbox_due", "status", "next_at"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    """The `SmsReplied` event's message id (Twilio's message SID): a redelivered webhook is kept once."""
+    profile_id: Mapped[str] = mapped_column(String(32))
+    body: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16))
+    """pending, answered, or failed (Rasa refused it for good)."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    holding_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class ChatOffset(Base):
+    """How far engage has read a Rasa event broker that it polls (the SQL broker's table)."""
+
+    __tablename__ = "chat_offsets"
+
+    source: Mapped[str] = mapped_column(String(200), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -24,6 +24,7 @@ from engage.events.schema import InvalidEvent
 from engage.profiles import profile_view
 from engage.recommend.service import NoModelError
 from engage.web.auth import WriteKeys
+from engage.web.chat import chat_router
 from engage.web.hooks import hooks_router
 from engage.web.journeys import journeys_router
 from engage.web.links import links_router
@@ -158,6 +159,7 @@ def create_app(engage: Engage) -> FastAPI:
     app.include_router(recommendations_router(engage, write_keys))
     app.include_router(hooks_router(engage))
     app.include_router(links_router(engage))
+    app.include_router(chat_router(engage))
 
     @app.get("/healthz")
     async def healthz() -> Response:

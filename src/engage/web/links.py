@@ -1,6 +1,7 @@
-"""engage's own links in messages: tracked clicks (`/c/TOKEN`, a 302 to where the message said), the open
-pixel (`/o/TOKEN.gif`) and unsubscribing (`/u/TOKEN`: a page that asks, and a POST that does it, which is
-also RFC 8058's one-click unsubscribe that mail clients send for `List-Unsubscribe-Post`).
+"""engage's own links in messages: tracked clicks (`/c/TOKEN`, a 302 to where the message said; `/r/TOKEN`
+for an item of a list the bot showed), the open pixel (`/o/TOKEN.gif`) and unsubscribing (`/u/TOKEN`: a
+page that asks, and a POST that does it, which is also RFC 8058's one-click unsubscribe that mail clients
+send for `List-Unsubscribe-Post`).
 
 A token engage did not sign, or that was altered, is a 404 and records nothing; it never redirects
 anywhere, since a token holds no URL (`engage.messaging.links`).
@@ -48,6 +49,15 @@ def links_router(engage: Engage) -> APIRouter:
     def click(token: str) -> Response:
         try:
             destination = feedback.click(token)
+        except InvalidLink:
+            return not_ours()
+        return RedirectResponse(destination, status_code=302, headers=_NO_STORE)
+
+    @router.get("/r/{token}")
+    def recommendation_click(token: str) -> Response:
+        """An item of a list the bot showed: a `RecommendationClicked`, then the product's page."""
+        try:
+            destination = engage.chat.click(token)
         except InvalidLink:
             return not_ours()
         return RedirectResponse(destination, status_code=302, headers=_NO_STORE)

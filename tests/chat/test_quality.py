@@ -11,7 +11,7 @@ from engage.chat.rasa import read_scores
 from engage.cli.main import main
 from engage.workspace import Workspace
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def test_the_shipped_bot_understands_customers_and_follows_every_test_story(

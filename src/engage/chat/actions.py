@@ -100,10 +100,9 @@ class _ShopAction(Action):
     def show(
         self, dispatcher: CollectingDispatcher, shopper: Shopper, listing: Listing, intro: str
     ) -> list[EventType]:
-        dispatcher.utter_message(**listing_reply(self.shop, listing, intro, shopper.channel))
-        shown = [product.id for product in listing.products]
-        if shopper.channel == "sms":
-            shown = shown[: len(_numbered(dispatcher))] or shown
+        message, products = listing_reply(self.shop, listing, intro, shopper.channel)
+        dispatcher.utter_message(**message)
+        shown = [product.id for product in products]
         return [
             SlotSet("shown_products", shown),
             SlotSet("focus_product", shown[0] if len(shown) == 1 else None),
@@ -132,12 +131,6 @@ def _points(text: str) -> bool:
             re.I,
         )
     )
-
-
-def _numbered(dispatcher: CollectingDispatcher) -> list[str]:
-    """The numbered lines of the last SMS list answered (what "1" and "2" mean in the next turn)."""
-    last = dispatcher.messages[-1].get("text") or "" if dispatcher.messages else ""
-    return [line for line in last.splitlines() if re.match(r"\d+\. ", line)]
 
 
 # -- finding products -----------------------------------------------------------------------------------

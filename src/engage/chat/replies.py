@@ -23,20 +23,24 @@ def money(amount: float) -> str:
     return f"${amount:,.2f}"
 
 
-def listing_reply(shop: ChatShop, listing: Listing, intro: str, channel: str) -> dict[str, Any]:
-    """The keyword arguments of `dispatcher.utter_message` that show `listing`."""
+def listing_reply(
+    shop: ChatShop, listing: Listing, intro: str, channel: str
+) -> tuple[dict[str, Any], list[Product]]:
+    """The keyword arguments of `dispatcher.utter_message` that show `listing`, and the products it shows
+    (an SMS shows fewer when all would not fit its segments): what "the first one" means next."""
     if channel == "sms":
-        body = intro
+        body, count = intro, 0
         for count in range(min(SMS_ITEMS, len(listing.products)), 0, -1):
             body = _sms_list(shop, listing, intro, count)
             if sms_length(body).segments <= SMS_SEGMENTS:
                 break
-        return {"text": body}
+        return {"text": body}, listing.products[:count]
     elements = [_card(shop, listing, index, product) for index, product in enumerate(listing.products)]
-    return {
+    message = {
         "text": intro,
         "attachment": {"type": "template", "payload": {"template_type": "generic", "elements": elements}},
     }
+    return message, listing.products
 
 
 def product_reply(shop: ChatShop, listing: Listing, channel: str) -> dict[str, Any]:

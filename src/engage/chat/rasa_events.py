@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL
 
 from engage.chat.shop import ChatShop
 from engage.events.ingest import Ingestor
+from engage.polling import poll
 from engage.store.database import Database, utcnow
 
 __all__ = ["RasaEvents", "SqlBrokerReader", "PikaBrokerReader", "broker_reader", "tracker_calls"]
@@ -145,14 +146,7 @@ class SqlBrokerReader:
         return len(rows)
 
     def run(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                read = self.read_once()
-            except Exception:  # Rasa's database is busy or gone: try again, never stop reading
-                log.exception("reading Rasa's event broker failed; trying again")
-                read = 0
-            if not read:
-                stop.wait(self.idle)
+        poll(self.read_once, stop, idle=self.idle, what="reading Rasa's event broker")
 
     def close(self) -> None:
         self.broker.dispose()

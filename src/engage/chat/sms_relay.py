@@ -22,6 +22,7 @@ from sqlalchemy import Connection, text
 
 from engage.events.log import LoggedEvent
 from engage.messaging.service import Messaging, Request
+from engage.polling import poll
 from engage.store.codec import time_param, time_value
 from engage.store.database import Database
 
@@ -88,15 +89,7 @@ class SmsRelay:
         self._wake.set()
 
     def run(self, stop: threading.Event, idle: float = 1.0) -> None:
-        while not stop.is_set():
-            try:
-                handled = self.relay_once()
-            except Exception:  # the database is down, a bug: log it, try again, never stop relaying
-                log.exception("relaying SMS to the bot failed; trying again")
-                handled = 0
-            if not handled:
-                self._wake.wait(idle)
-                self._wake.clear()
+        poll(self.relay_once, stop, idle=idle, what="relaying SMS to the bot", wake=self._wake)
 
     def relay_once(self) -> int:
         """Hand the due texts to Rasa and record its answers; how many texts were tried."""

@@ -13,7 +13,6 @@ tick got to it: `wait: 1h` after a wait that ended at 10:00 ends at 11:00 even i
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -27,11 +26,11 @@ from engage.journeys.library import Library
 from engage.journeys.store import Instance
 from engage.journeys.transitions import COMPLETED, HOLDOUT, Transitions
 from engage.messaging.service import Messaging, Request
+from engage.polling import poll
 from engage.store.database import Database
 
 __all__ = ["Runner", "BATCH", "send_key"]
 
-log = logging.getLogger(__name__)
 BATCH = 500
 MIN_PAUSE = 0.005
 """Seconds: the shortest sleep between ticks when nothing could be claimed."""
@@ -64,16 +63,8 @@ class Runner:
     def run(self, stop: threading.Event, idle: float = 0.5) -> None:
         """Tick until `stop` is set; when nothing is due, sleeps until the next step is (at most `idle`
         seconds, as another worker or a new instance may bring an earlier one) or until woken."""
-        while not stop.is_set():
-            try:
-                handled = self.run_once()
-                pause = 0.0 if handled else self._until_next_due(idle)
-            except Exception:  # the database is down, a bug: log it, try again, never stop ticking
-                log.exception("running journey steps failed; trying again")
-                pause = idle
-            if pause:
-                self._wake.wait(pause)
-                self._wake.clear()
+        poll(self.run_once, stop, idle=idle, what="running journey steps", wake=self._wake,
+             pause=self._until_next_due)  # fmt: skip
 
     def run_once(self, limit: int = BATCH) -> int:
         """Run one batch of due instances; how many there were."""

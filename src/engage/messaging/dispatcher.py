@@ -40,6 +40,7 @@ from engage.messaging.policy import Policy
 from engage.messaging.records import Changes, MessageRecord, Records
 from engage.messaging.render import Job, Renderer, Result
 from engage.messaging.templates import Templates
+from engage.polling import poll
 from engage.recommend.service import exposure
 from engage.store import Database
 
@@ -95,15 +96,7 @@ class Dispatcher:
 
     def run(self, stop: threading.Event, idle: float = 1.0) -> None:
         """Dispatch until `stop` is set; sleeps up to `idle` seconds when nothing is due (or until woken)."""
-        while not stop.is_set():
-            try:
-                handled = self.run_once()
-            except Exception:  # the database is down, a bug: log it, try again, never stop dispatching
-                log.exception("dispatching failed; trying again")
-                handled = 0
-            if not handled:
-                self._wake.wait(idle)
-                self._wake.clear()
+        poll(self.run_once, stop, idle=idle, what="dispatching", wake=self._wake)
 
     def run_once(self, limit: int = BATCH) -> int:
         """Recover stuck messages, then claim and deliver one batch of due ones; how many were claimed."""

@@ -14,7 +14,7 @@ PIP_QUIET := --quiet --disable-pip-version-check
 RASA_VENV := .venv-rasa
 RASA_STAMP := $(RASA_VENV)/.installed-stamp
 
-.PHONY: demo test lint venv venv-rasa clean bench
+.PHONY: demo test lint venv venv-rasa clean bench chromium
 
 venv: $(STAMP)
 
@@ -39,7 +39,15 @@ demo: $(STAMP) $(RASA_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 
-test: lint $(RASA_STAMP)
+# The browser tests drive Debian's Chromium (Playwright brings only its driver, never a browser): installed
+# from Debian's packages when missing, as root; otherwise the command to run is printed.
+chromium:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" != 0 ]; then echo "error: run: sudo apt-get install chromium" >&2; exit 1; fi; \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get install -y -qq chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }
+
+test: lint $(RASA_STAMP) chromium
 	$(VENV)/bin/python -m pytest
 
 bench: $(STAMP)

@@ -1,4 +1,5 @@
-"""The HTTP side of engage: the ingestion API, profiles, segments and health (the dashboard comes later)."""
+"""The HTTP side of engage: the ingestion API, profiles, segments, health and the operator dashboard
+(`engage.web.admin`)."""
 
 from engage.web.app import create_app
 

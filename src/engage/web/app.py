@@ -23,6 +23,7 @@ from engage.events.ingest import IngestResult, PayloadTooLarge
 from engage.events.schema import InvalidEvent
 from engage.profiles import profile_view
 from engage.recommend.service import NoModelError
+from engage.web.admin import admin_router
 from engage.web.auth import WriteKeys
 from engage.web.chat import chat_router
 from engage.web.hooks import hooks_router
@@ -160,6 +161,7 @@ def create_app(engage: Engage) -> FastAPI:
     app.include_router(hooks_router(engage))
     app.include_router(links_router(engage))
     app.include_router(chat_router(engage))
+    app.include_router(admin_router(engage))
 
     @app.get("/healthz")
     async def healthz() -> Response:

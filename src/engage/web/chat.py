@@ -26,17 +26,19 @@ _PAGE = """<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
 <style>body{{font-family:Arial,sans-serif;margin:0;background:#f6f6f4}}
 header{{padding:16px 24px;background:#222;color:#fff;font-size:18px}}
-main{{max-width:720px;margin:24px auto;padding:0 16px}}</style></head>
+main{{max-width:720px;margin:24px auto;padding:0 16px}}
+#webchat{{height:70vh;min-height:420px;background:#fff;border-radius:8px;overflow:hidden;
+box-shadow:0 2px 12px rgba(0,0,0,.1)}}</style></head>
 <body><header>{title}</header><main><p>Ask our assistant for ideas, a gift, your cart or an order.</p>
 <div id="webchat"></div></main>
 <script src="/chat/widget.js"></script>
 <script>
 WebChat.default({{
-  selector: "#webchat", initPayload: "/greet", socketUrl: {socket_url}, socketPath: "/socket.io/",
+  initPayload: "/greet", socketUrl: {socket_url}, socketPath: "/socket.io/",
   customData: {custom_data}, title: {title_json}, subtitle: "Shopping assistant",
   inputTextFieldHint: "Type a message...", embedded: true, showFullScreenButton: false,
   params: {{storage: "local"}}
-}}, null);
+}}, document.getElementById("webchat"));
 </script></body></html>
 """
 _MISSING = (

@@ -289,15 +289,13 @@ class ChatShop:
         """Where a tracked list link goes, once its click is recorded; InvalidLink for a token engage did not
         sign. A link to a list engage has no record of goes to the shop's home page."""
         found = self.signer.read(token, LinkKind.RECOMMENDATION)
-        with self.database.read() as connection:
-            row = connection.execute(_SHOWN, {"message_id": f"rec-{found.send_id}"}).first()
-        if row is None:
+        shown = self._shown(found.send_id)
+        if shown is None:
             return self.shop.url
-        properties, channel, user_id, anonymous_id, profile_id, _ = row
-        items = json_value(properties).get("items") or []
-        if found.index >= len(items) or items[found.index] not in self.catalog:
+        properties, channel, user_id, anonymous_id, profile_id, _ = shown
+        item = self.shown_item(found.send_id, found.index, shown)
+        if item is None:
             return self.shop.url
-        item = items[found.index]
         recipient = Recipient(profile_id, user_id or anonymous_id, bool(user_id), {})
         clicked = {
             "recommendation_id": found.send_id,
@@ -310,6 +308,18 @@ class ChatShop:
         )
         self.announcer.track([call])
         return self.product_url(self.catalog[item])
+
+    def shown_item(self, recommendation_id: str, index: int, shown: Any = None) -> str | None:
+        """The product at `index` of the list `recommendation_id` as it was shown; None if unknown."""
+        shown = shown or self._shown(recommendation_id)
+        items = (json_value(shown[0]).get("items") or []) if shown is not None else []
+        if index >= len(items) or items[index] not in self.catalog:
+            return None
+        return items[index]
+
+    def _shown(self, recommendation_id: str) -> Any:
+        with self.database.read() as connection:
+            return connection.execute(_SHOWN, {"message_id": f"rec-{recommendation_id}"}).first()
 
     # -- the cart -----------------------------------------------------------------------------------
 

@@ -8,71 +8,108 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from engage.demo.run import run_demo
+from engage.demo.run import DemoOptions, DemoResult, run_demo
+from engage.demo.summary import MESSAGE_STEPS, ClickThrough, combined
 
 
 def demo(
     directory: Path = typer.Option(Path("var/demo"), "--dir", help="Where to create the demo workspace."),
-    users: int = typer.Option(500, "--users", min=1, help="Simulated shoppers."),
-    days: int = typer.Option(30, "--days", min=1, help="Days of storefront history."),
+    users: int = typer.Option(600, "--users", min=10, help="Simulated shoppers."),
+    days: int = typer.Option(90, "--days", min=1, help="Days of storefront history before the live period."),
+    live_days: int = typer.Option(14, "--live-days", min=2, help="Days the live period lasts."),
     seed: int = typer.Option(7, "--seed", help="Same seed, same run."),
+    speed: float = typer.Option(
+        0,
+        "--speed",
+        min=0,
+        help="Run the live clock at most this many times faster than real time (0: flat out).",
+    ),
+    bot: bool = typer.Option(True, "--bot/--no-bot", help="Chat with the real Rasa bot (needs .venv-rasa)."),
 ) -> None:
-    """Run a simulated shop's storefront traffic through engage and report what engage made of it."""
+    """Run a simulated shop through the whole loop and report what engage made of it."""
     console = Console(highlight=False)
-    console.print(f"[bold]engage demo[/]: {users} shoppers, {days} days of storefront traffic, seed {seed}")
-    report = run_demo(directory.resolve(), users=users, days=days, seed=seed, console=console)
-
-    table = Table(title="ingestion (Segment-compatible /v1/batch, over HTTP)", title_justify="left")
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    table.add_row("calls sent (with client retries and bad events)", f"{report.calls_sent:,}")
-    table.add_row("events stored", f"{report.accepted:,}")
-    table.add_row("retried events stored once (same messageId)", f"{report.duplicates:,}")
-    table.add_row("bad events rejected, rest of batch kept", f"{report.rejected:,}")
-    table.add_row(
-        "events/s, HTTP to profiles updated (one client, batches of 20)",
-        f"{report.accepted / report.seconds:,.0f}",
+    console.width = max(console.width, 120)
+    console.print(
+        f"[bold]engage demo[/]: {users} shoppers, {days} days of history, {live_days} live days, seed {seed}"
     )
-    console.print(table)
-    for example in report.rejection_examples:
-        console.print(f"  rejected: {example}")
+    options = DemoOptions(directory.resolve(), users, days, live_days, seed, speed, bot)
+    result = run_demo(options, console)
+    print_summary(console, result)
 
-    people = Table(title="profiles", title_justify="left")
-    people.add_column("what")
-    people.add_column("count", justify="right")
-    people.add_row("profiles", f"{report.profiles:,}")
-    people.add_row("known customers", f"{report.known_profiles:,}")
-    people.add_row("anonymous visitors", f"{report.anonymous_profiles:,}")
-    people.add_row(
-        "customers whose anonymous browsing followed them into their account", f"{report.carried_over:,}"
-    )
-    people.add_row("profiles merged (same customer on a second device)", f"{report.merges:,}")
-    for label, count in sorted(report.consent.items()):
-        people.add_row(f"consent: {label}", f"{count:,}")
-    console.print(people)
 
-    segments = Table(title="segments (members now, kept current as events arrive)", title_justify="left")
-    segments.add_column("segment")
-    segments.add_column("members", justify="right")
-    for name, size in report.segments.items():
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    return table
+
+
+def print_summary(console: Console, result: DemoResult) -> None:
+    summary = result.summary
+    events = _table("events", "channel", "events")
+    for channel, count in sorted(summary.events_by_channel.items()):
+        events.add_row(channel, f"{count:,}")
+    events.add_row("[bold]all[/]", f"[bold]{summary.events:,}[/]")
+
+    segments = _table("segments (members now)", "segment", "members")
+    for name, size in summary.segments.items():
         segments.add_row(name, f"{size:,}")
-    console.print(segments)
 
-    journeys = Table(title="journeys (started by the traffic, on the real clock)", title_justify="left")
-    for column in ("journey", "entered", "still running", "messages sent"):
-        journeys.add_column(column, justify="left" if column == "journey" else "right")
-    for name, entered, running, sent in report.journeys:
-        journeys.add_row(name, f"{entered:,}", f"{running:,}", f"{sent:,}")
-    console.print(journeys)
-    console.print(f"messages written to the outbox (var/outbox/): {report.outbox:,}")
+    journeys = _table(
+        "journeys and campaigns", "name", "entered", "running", "exits by reason", "converted", "reached",
+        "holdout", "sent",
+    )  # fmt: skip
+    for line in summary.journeys:
+        exits = ", ".join(f"{reason} {n:,}" for reason, n in sorted(line.exits.items())) or "-"
+        journeys.add_row(
+            line.name, f"{line.entered:,}", f"{line.active:,}", exits, f"{line.converted:,}",
+            _percent(line.reached_rate), _percent(line.holdout_rate), f"{line.sent:,}",
+        )  # fmt: skip
 
-    top = ", ".join(f"{name} {count:,}" for name, count in report.events_by_name.most_common(6) if name)
-    console.print(f"events by name: {top}")
-    console.print(f"workspace: {directory}")
-    console.print(f"  try: engage profiles show {report.example_user} -w {directory}")
-    console.print(f"       engage segments show recent_purchasers -w {directory}")
-    console.print(f"       engage journeys stats abandoned_cart -w {directory}")
-    console.print(f"       engage outbox -w {directory}")
+    messages = _table("messages", "channel", *MESSAGE_STEPS)
+    for channel, counts in summary.messages.items():
+        messages.add_row(channel, *(f"{counts[step]:,}" for step in MESSAGE_STEPS))
+
+    chat = _table("chat", "what", "count")
+    for channel, count in sorted(summary.chat_turns.items()):
+        chat.add_row(f"customer turns ({channel})", f"{count:,}")
+    for name, count in summary.opt_outs.items():
+        chat.add_row(name, f"{count:,}")
+
+    loop = _table(
+        "the loop: recommendations shown and clicked, before and after retraining on the clicks",
+        "channel", "use case", "lists before", "clicked before", "lists after", "clicked after",
+    )  # fmt: skip
+    before, after = summary.click_through.get("before", {}), summary.click_through.get("after", {})
+    for key in sorted({*before, *after}):
+        loop.add_row(*key, *_shown(before.get(key)), *_shown(after.get(key)))
+    for label, pick in (("personalized, every channel", lambda key: key[1] == "for_you"), ("all", None)):
+        b = combined(line for key, line in before.items() if pick is None or pick(key))
+        a = combined(line for key, line in after.items() if pick is None or pick(key))
+        loop.add_row(f"[bold]{label}[/]", "", *_shown(b, bold=True), *_shown(a, bold=True))
+
+    for table in (events, segments, journeys, messages, chat, loop):
+        console.print(table)
+    console.print(
+        f"models: {summary.models.get('before')} before, {summary.models.get('after', '-')} after "
+        f"(retrained {result.retrained_at:%a %d %b %H:%M} UTC)"
+        if result.retrained_at
+        else ""
+    )
+    console.print(f"report: {result.report}")
+    console.print(f"workspace: {result.workspace} (finished in {result.seconds:.0f} s)")
+    console.print(f"  dashboard: ENGAGE_ADMIN_PASSWORD=... engage serve -w {result.workspace}, then /admin")
+
+
+def _shown(line: ClickThrough | None, bold: bool = False) -> tuple[str, str]:
+    if line is None or not line.shown:
+        return "-", "-"
+    rate = f"{line.rate:.1%}"
+    return f"{line.shown:,}", f"[bold]{rate}[/]" if bold else rate
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1%}"
 
 
 def register(app: typer.Typer) -> None:

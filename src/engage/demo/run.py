@@ -1,71 +1,81 @@
-"""`engage demo` at this stage of the project: a simulated storefront through ingestion, profiles,
-segments and journeys.
+"""`engage demo`: a simulated shop through the whole loop, on the embedded default.
 
-What it shows: Segment calls over HTTP with a write key, duplicates (client retries) stored once, bad
-events rejected by field while the rest of their batch is kept, anonymous browsing carried into the
-account at signup, consent per channel, the worker bringing profiles up to date, the shipped segments'
-members kept current as the traffic arrives, and the shipped journeys starting for the customers the
-traffic brings (welcome emails and post-purchase thanks go out at once, through the outbox; carts and
-browsing wait their hour or day). The simulated days end today, so windows such as "purchased in the last
-30 days" have members.
+1. A fresh workspace (SQLite, the in-process stream, the outbox for email; SMS through a local Twilio on
+   127.0.0.1, so texts and their signed webhooks take the real `twilio` library's path) with the demo
+   catalog, and the real Rasa bot starting beside it (its model cached by content hash in `var/`).
+2. Shoppers with personas and about 90 days of storefront history, imported before any journey exists;
+   the segments computed from it and the recommender trained on it.
+3. A live period on an accelerated clock (`engage.demo.live`): the shipped journeys and the weekly
+   campaign fire, shoppers open, click, reply, chat and opt out, and halfway through the recommender
+   retrains on what came back.
+4. The summary (`engage.demo.summary`, read from the database) and the HTML report.
 """
 
 from __future__ import annotations
 
-import random
+import logging
 import shutil
+import socket
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-import requests
 from rich.console import Console
-from rich.progress import Progress
-from sqlalchemy import func, select
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-from engage.bootstrap import Engage, bootstrap
-from engage.connectors.outbox import read_outbox
+from engage.bootstrap import bootstrap
+from engage.chat.rasa import rasa_environment
+from engage.chat.rasa.runner import BotRunner
+from engage.chat.rasa.training import current_model
+from engage.demo.history import history_calls, import_history
+from engage.demo.live import SHOP_NUMBER, STEP, LiveShop, SimulatedClock
+from engage.demo.report import write_report
 from engage.demo.server import LocalServer
-from engage.demo.shoppers import simulate
-from engage.errors import WorkspaceError
-from engage.events.consumers import offset_of
-from engage.journeys.store import next_due
-from engage.messaging.records import ACTIVE
-from engage.segments.queries import segment_sizes
-from engage.store import Database
-from engage.store.models import Consent, EventRecord, Identity, Message, Profile, ProfileMerge
+from engage.demo.shoppers import Season, make_shoppers
+from engage.demo.storefront import Storefront, new_arrivals
+from engage.demo.summary import Summary, summarise
+from engage.errors import EngageError, WorkspaceError
+from engage.recommend.catalog import CATALOG_FILE, load_catalog, write_catalog
+from engage.testing.twilio import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, FakeTwilio
 from engage.workspace import Workspace, init_workspace
 
-__all__ = ["DemoReport", "run_demo", "prepare_workspace"]
+__all__ = ["DemoOptions", "DemoResult", "run_demo", "prepare_workspace"]
 
 MARKER = ".engage-demo"
-BATCH = 20
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    directory: Path
+    users: int = 600
+    days: int = 90
+    """Days of history before the live period."""
+    live_days: int = 14
+    seed: int = 7
+    speed: float = 0.0
+    """How many times faster than real time the live clock may run; 0: as fast as the machine goes."""
+    bot: bool = True
 
 
 @dataclass
-class DemoReport:
-    calls_sent: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    rejection_examples: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    events_by_name: Counter[str] = field(default_factory=Counter)
-    profiles: int = 0
-    known_profiles: int = 0
-    anonymous_profiles: int = 0
-    carried_over: int = 0
-    merges: int = 0
-    consent: dict[str, int] = field(default_factory=dict)
-    example_user: str | None = None
-    segments: dict[str, int] = field(default_factory=dict)
-    """Current members of each segment, by name."""
-    journeys: list[tuple[str, int, int, int]] = field(default_factory=list)
-    """Each journey: entered, still running, messages sent."""
-    outbox: int = 0
+class DemoResult:
+    summary: Summary
+    report: Path
+    workspace: Path
+    seconds: float
+    live_start: datetime
+    live_end: datetime
+    retrained_at: datetime | None
 
 
 def prepare_workspace(directory: Path) -> Workspace:
@@ -81,137 +91,163 @@ def prepare_workspace(directory: Path) -> Workspace:
     return Workspace.load(directory)
 
 
-def _corrupt(rng: random.Random, call: dict[str, Any]) -> dict[str, Any]:
-    """A storefront bug: what a broken client might send."""
-    broken = dict(call)
-    choice = rng.randrange(3)
-    if choice == 0:
-        broken.pop("event", None)
-        broken["type"] = "track"
-    elif choice == 1:
-        broken["type"] = "identify"
-        broken["traits"] = {"email": "not-an-email"}
-    else:
-        broken["timestamp"] = "yesterday"
-    broken["messageId"] = f"broken-{call['messageId']}"
-    return broken
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
-def run_demo(directory: Path, *, users: int, days: int, seed: int, console: Console) -> DemoReport:
-    workspace = prepare_workspace(directory)
-    engage = bootstrap(workspace)
-    rng = random.Random(seed + 1)
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    start = today - timedelta(days=days)
-    calls = list(simulate(users, days, seed, start))
-    write_key = workspace.endpoints.ingest.write_keys[0]
-    report = DemoReport()
+def _configure(root: Path, api_port: int, twilio: FakeTwilio) -> None:
+    """Loopback ports of its own for the API, Rasa and the action server; SMS through the local Twilio."""
+    endpoints = root / "endpoints.yml"
+    text = endpoints.read_text(encoding="utf-8")
+    replacements = {
+        "public_url: http://127.0.0.1:8000": f"public_url: http://127.0.0.1:{api_port}",
+        "url: http://127.0.0.1:5005": f"url: http://127.0.0.1:{_free_port()}",
+        "url: http://127.0.0.1:5055/webhook": f"url: http://127.0.0.1:{_free_port()}/webhook",
+        "sms: outbox": "sms: twilio",
+    }
+
+    for old, new in replacements.items():
+        if old not in text:
+            raise EngageError(f"the example's endpoints.yml no longer holds {old!r}: update engage.demo.run")
+        text = text.replace(old, new)
+    endpoints.write_text(text, encoding="utf-8")
+    (root / "connectors" / "twilio.yml").write_text(
+        "# The demo's Twilio: engage.testing.twilio on 127.0.0.1, spoken to by the real twilio library.\n"
+        f"type: twilio\naccount_sid: {TWILIO_ACCOUNT_SID}\nauth_token: {TWILIO_AUTH_TOKEN}\n"
+        f'from_number: "{SHOP_NUMBER}"\nbase_url: {twilio.url}\n',
+        encoding="utf-8",
+    )
+
+
+@contextmanager
+def _bot(workspace: Workspace, cache: Path, enabled: bool) -> Iterator[BotRunner | None]:
+    """Rasa and the action server starting in the background; the model comes from `cache` when this
+    version of the bot was trained before."""
+    environment = rasa_environment()
+    if not enabled:
+        yield None
+        return
+    if not environment.ready:
+        raise EngageError(f"Rasa is not set up in {environment.path}: run `make demo` or `engage bot setup`")
+    model = current_model(workspace.root)
+    cached = cache / model.name
+    if cached.is_file():
+        model.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(cached, model)
+    runner = BotRunner(workspace, environment)
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+    if model.is_file() and not cached.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(model, cached)
+
+
+def run_demo(options: DemoOptions, console: Console) -> DemoResult:
     began = time.perf_counter()
-    with LocalServer(engage) as server, requests.Session() as http:
-        http.auth = (write_key, "")
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("storefront traffic", total=len(calls))
-            for offset in range(0, len(calls), BATCH):
-                batch = calls[offset : offset + BATCH]
-                if rng.random() < 0.15:
-                    batch = [*batch, _corrupt(rng, rng.choice(batch))]
-                retries = 2 if rng.random() < 0.1 else 1  # a client that timed out and sent again
-                for _ in range(retries):
-                    response = http.post(f"{server.url}/v1/batch", json={"batch": batch}, timeout=30)
-                    body = response.json()
-                    report.calls_sent += len(batch)
-                    report.accepted += body.get("accepted", 0)
-                    report.duplicates += body.get("duplicates", 0)
-                    for rejection in body.get("rejected", []):
-                        report.rejected += 1
-                        example = f"{rejection['field']}: {rejection['message']}"
-                        if len(report.rejection_examples) < 3 and example not in report.rejection_examples:
-                            report.rejection_examples.append(example)
-                progress.advance(task, len(batch))
-            progress.add_task("profiles and segments catching up", total=None)
-            _wait_for_consumers(engage)
-        report.seconds = time.perf_counter() - began
-        _wait_for_journeys(engage)
-    _summarise(engage.database, report)
-    for journey in engage.journeys.list():
-        if journey.kind == "journey":
-            sends = engage.journeys.stats(journey.name).sends
-            sent = sum(n for statuses in sends.values() for status, n in statuses.items() if status in ACTIVE)
-            report.journeys.append((journey.name, journey.entered, journey.active, sent))
-    report.outbox = sum(1 for _ in read_outbox(workspace.var_dir / "outbox"))
-    with engage.database.read() as connection:
-        sizes = segment_sizes(connection)
-    report.segments = {name: sizes.get(name, 0) for name in engage.segments.engine.segments}
-    engage.close()
-    return report
+    directory = options.directory
+    cache = directory.parent / "demo-cache" / "bot-models"
+    live_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    live_start = live_end - timedelta(days=options.live_days)
+    history_start = live_start - timedelta(days=options.days)
+    clock = SimulatedClock(live_start)
+    logging.getLogger("engage").setLevel(logging.WARNING)
 
-
-def _wait_for_consumers(engage: Engage) -> None:
-    """Until every consumer has handled the whole log, including what the segments consumer announces."""
-    while any(offset_of(engage.database, name) < engage.log.last_seq() for name in engage.consumers.names()):
-        time.sleep(0.05)
-
-
-def _wait_for_journeys(engage: Engage, timeout: float = 60.0) -> None:
-    """Until the steps due now ran and their messages went out (the rest wait their hour or day)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _wait_for_consumers(engage)
-        now = engage.journeys.clock()
-        with engage.database.read() as connection:
-            due = next_due(connection)
-            queued = connection.execute(
-                select(func.count())
-                .select_from(Message.__table__)
-                .where(
-                    Message.__table__.c.status.in_(("queued", "sending")), Message.__table__.c.due_at <= now
-                )
-            ).scalar_one()
-        if (due is None or due > now) and not queued:
-            return
-        time.sleep(0.1)
-
-
-def _summarise(database: Database, report: DemoReport) -> None:
-    events, profiles, identities = EventRecord.__table__, Profile.__table__, Identity.__table__
-    with database.read() as connection:
-        report.events_by_name = Counter(
-            {
-                name: count
-                for name, count in connection.execute(
-                    select(events.c.event, func.count())
-                    .where(events.c.channel != "system")
-                    .group_by(events.c.event)
-                )
-            }
+    with ExitStack() as stack:
+        progress = stack.enter_context(
+            Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description:<44}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[note]}"),
+                TimeElapsedColumn(),
+                console=console,
+            )  # fmt: skip
         )
-        report.profiles = connection.execute(select(func.count()).select_from(profiles)).scalar_one()
-        report.known_profiles = connection.execute(
-            select(func.count()).select_from(profiles).where(profiles.c.user_id.is_not(None))
-        ).scalar_one()
-        report.anonymous_profiles = report.profiles - report.known_profiles
-        # Accounts whose pre-signup browsing (events without a user id) now belongs to them.
-        report.carried_over = connection.execute(
-            select(func.count(func.distinct(events.c.profile_id))).where(
-                events.c.user_id.is_(None),
-                events.c.profile_id.in_(select(identities.c.profile_id).where(identities.c.kind == "user")),
-            )
-        ).scalar_one()
-        report.merges = connection.execute(
-            select(func.count()).select_from(ProfileMerge.__table__)
-        ).scalar_one()
-        consents = Consent.__table__
-        report.consent = {
-            f"{channel} {'opted in' if subscribed else 'opted out'}": count
-            for channel, subscribed, count in connection.execute(
-                select(consents.c.channel, consents.c.subscribed, func.count()).group_by(
-                    consents.c.channel, consents.c.subscribed
-                )
-            )
-        }
-        report.example_user = connection.execute(
-            select(identities.c.value)
-            .where(identities.c.kind == "user")
-            .order_by(identities.c.value)
-            .limit(1)
-        ).scalar_one_or_none()
+        setup = progress.add_task("workspace, catalog, the bot starting", total=None, note="")
+        twilio = stack.enter_context(FakeTwilio())
+        api_port = _free_port()
+        prepare_workspace(directory)
+        _configure(directory, api_port, twilio)
+        arrivals_end = live_start + (live_end - live_start) * 0.4
+        catalog_file = directory / CATALOG_FILE
+        write_catalog(
+            new_arrivals(load_catalog(directory), options.seed, live_start, arrivals_end), catalog_file
+        )
+        workspace = Workspace.load(directory)
+        engage = bootstrap(workspace, clock=clock)
+        stack.callback(engage.close)
+        bot = stack.enter_context(_bot(workspace, cache, options.bot))
+        catalog = engage.recommend.catalog
+        storefront = Storefront(catalog, options.seed, Season(live_start))
+        shoppers = make_shoppers(
+            options.users, options.seed, storefront.categories, history_start, live_start, live_end
+        )
+        progress.update(setup, total=1, completed=1, note=f"{len(catalog):,} products")
+
+        past = [shopper for shopper in shoppers if shopper.joined < live_start]
+        history = progress.add_task(f"{options.days} days of history", total=len(past), note="")
+        stored = import_history(
+            engage,
+            history_calls(shoppers, storefront, history_start, live_start, options.seed),
+            lambda n: progress.advance(history, n),
+        )
+        progress.update(history, note=f"{stored:,} events")
+        segments = progress.add_task("segments from the history", total=None, note="")
+        applied = engage.segments.sync()
+        engage.stream.drain(engage.consumers)
+        progress.update(segments, total=1, completed=1, note=f"{len(applied)} segments")
+        training = progress.add_task("recommender: first training", total=None, note="")
+        before = engage.recommend.train()
+        progress.update(
+            training,
+            total=1,
+            completed=1,
+            note=f"{before.manifest['model']} on {before.manifest['interactions']:,}",
+        )
+        if bot is not None:
+            waiting = progress.add_task("the chatbot: Rasa and the action server", total=None, note="")
+            if not bot.wait_ready(timeout=600):
+                raise EngageError(f"the chatbot did not start; see the logs in {directory / 'var'}")
+            progress.update(waiting, total=1, completed=1, note="ready")
+
+        engage.journeys.sync()
+        server = stack.enter_context(LocalServer(engage, port=api_port, worker=False))
+        live = LiveShop(
+            engage, clock, server.url, twilio, workspace.endpoints.rasa.url if bot else None, shoppers,
+            storefront, options.seed,
+        )  # fmt: skip
+        steps = int((live_end - live_start) / STEP)
+        chat_rate = 0.3 / steps
+        task = progress.add_task(f"{options.live_days} live days", total=steps, note="")
+        after = None
+        retrained_at = None
+        paced = time.monotonic()
+        for number in range(steps):
+            start = live_start + STEP * number
+            for name, moment in live.due_campaigns(start - STEP, start):
+                clock.now = moment
+                engage.journeys.campaigns.run(name, moment)
+            live.step(start, chat_rate)
+            if number == steps // 2:
+                progress.update(task, note="retraining on the clicks that came back")
+                after = engage.recommend.train()
+                retrained_at = clock.now
+            progress.update(task, advance=1, note=clock.now.strftime("%a %d %b %H:%M"))
+            if options.speed:
+                paced += STEP.total_seconds() / options.speed
+                time.sleep(max(0.0, paced - time.monotonic()))
+        live.work()
+        if engage.chat.reader is not None:
+            time.sleep(1.0)  # Rasa's broker writes the last turns a moment after answering
+            live.work()
+        summary = summarise(engage, before.version, after.version if after else None)
+        report = write_report(summary, directory.parent / "report.html", options, live_start, live_end)
+    return DemoResult(
+        summary, report, directory, time.perf_counter() - began, live_start, live_end, retrained_at
+    )

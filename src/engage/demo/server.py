@@ -14,19 +14,21 @@ __all__ = ["LocalServer"]
 
 
 class LocalServer:
-    """The HTTP API and a stream worker in background threads; `url` is where the API listens."""
+    """The HTTP API and a stream worker in background threads; `url` is where the API listens.
+    `worker=False` serves the API only, for a caller that runs the consumers and the tick itself."""
 
-    def __init__(self, engage: Engage, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, engage: Engage, host: str = "127.0.0.1", port: int = 0, *, worker: bool = True):
         self.engage = engage
         config = uvicorn.Config(
             create_app(engage), host=host, port=port, log_level="warning", access_log=False
         )
         self._server = uvicorn.Server(config)
         self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._server.run, name="api", daemon=True),
-            threading.Thread(target=engage.work, args=(self._stop,), name="worker", daemon=True),
-        ]
+        self._threads = [threading.Thread(target=self._server.run, name="api", daemon=True)]
+        if worker:
+            self._threads.append(
+                threading.Thread(target=engage.work, args=(self._stop,), name="worker", daemon=True)
+            )
         self.url = ""
 
     def __enter__(self) -> LocalServer:

@@ -1,159 +1,119 @@
-"""Simulated storefront traffic, as the Retail Demo Store's generator makes it.
+"""The demo's shoppers, as the Retail Demo Store generates them.
 
-Shoppers have a persona (two or three favourite categories with affinity weights about 0.6 / 0.25 /
-0.15), browse anonymously, add to cart at about 8% of views, sign up (their anonymous history must follow
-them into the account), sometimes opt in to SMS, sometimes unsubscribe. Everything is a Segment call,
-deterministic for a seed.
+Each shopper has a persona: two or three favourite categories of the catalog with affinity weights about
+0.6 / 0.25 / 0.15, a discount persona, the channel they prefer to hear from the shop on, a time zone, an
+email address and sometimes a phone number. Most joined during the history; some sign up during the live
+period. Everything is deterministic for a seed.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-__all__ = ["CATEGORIES", "Shopper", "simulate"]
+__all__ = ["AFFINITY", "DISCOUNT_PERSONAS", "Persona", "Season", "Shopper", "make_shoppers"]
 
-CATEGORIES = [
-    "accessories", "apparel", "beauty", "books", "electronics", "footwear", "furnishing", "groceries",
-    "homedecor", "housewares", "instruments", "jewelry", "outdoors", "seasonal", "tools", "toys",
-]  # fmt: skip
-FIRST_NAMES = ["Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Gus", "Hana", "Ivan", "Jin", "Kofi", "Lea"]
-TIMEZONES = ["America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London", "Europe/Berlin"]
 AFFINITY = (0.6, 0.25, 0.15)
-PRODUCTS_PER_CATEGORY = 25
+DISCOUNT_PERSONAS = ("indifferent", "all_discounts", "lower_priced")
+FIRST_NAMES = [
+    "Ana", "Ben", "Chloe", "Dev", "Elif", "Femi", "Gus", "Hana", "Ivan", "Jin", "Kofi", "Lea", "Mara", "Noor",
+    "Omar", "Pia", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Vik", "Wen", "Yara", "Zoe",
+]  # fmt: skip
+TIMEZONES = [
+    "America/New_York", "America/Chicago", "America/Denver", "America/Los_Angeles", "Europe/London",
+    "Europe/Berlin",
+]  # fmt: skip
 
 
-@dataclass
+@dataclass(frozen=True)
+class Persona:
+    categories: tuple[str, ...]
+    discount: str
+    channel: str
+    """Where they would rather hear from the shop: email or sms."""
+
+    @property
+    def name(self) -> str:
+        return "_".join(self.categories)
+
+    def affinity(self, category: str) -> float:
+        """How much of their attention `category` gets (0 outside their favourites)."""
+        if category in self.categories:
+            return AFFINITY[self.categories.index(category)]
+        return 0.0
+
+
+@dataclass(frozen=True)
+class Season:
+    """The holiday season: from `start`, every shopper also shops for gifts in `category` (a share of their
+    views), with an interest in it like a second favourite's. What the history taught the recommender
+    about that category is thin; what the season's clicks teach it is what retraining adds."""
+
+    start: datetime
+    category: str = "seasonal"
+    share: float = 0.3
+    affinity: float = 0.4
+
+    def on(self, when: datetime) -> bool:
+        return when >= self.start
+
+
+@dataclass(frozen=True)
 class Shopper:
     number: int
+    persona: Persona
     anonymous_id: str
-    categories: list[str]
-    signs_up: bool
-    sms_opt_in: bool
-    unsubscribes: bool
-    second_device: bool
+    first_name: str
+    timezone: str
+    phone: str | None
+    joined: datetime
+    activity: float
+    """Visits to the shop per day."""
+
+    def interest(self, category: str, when: datetime, season: Season) -> float:
+        """How much `category` draws them at `when`: their persona's affinity, or the season's."""
+        if season.on(when) and category == season.category:
+            return max(season.affinity, self.persona.affinity(category))
+        return self.persona.affinity(category)
 
     @property
     def user_id(self) -> str:
         return f"user-{self.number:05d}"
 
-
-def _product(rng: random.Random, shopper: Shopper) -> dict[str, Any]:
-    category = rng.choices(shopper.categories, weights=AFFINITY[: len(shopper.categories)])[0]
-    index = rng.randrange(PRODUCTS_PER_CATEGORY)
-    return {
-        "product_id": f"{category[:3]}-{index:03d}",
-        "category": category,
-        "price": round(rng.uniform(5, 120), 2),
-    }
+    @property
+    def email(self) -> str:
+        return f"{self.user_id}@shop.example.com"
 
 
-def _call(rng: random.Random, type_: str, when: datetime, **fields: Any) -> dict[str, Any]:
-    return {
-        "type": type_,
-        "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
-        "timestamp": when.isoformat(),
-        **fields,
-    }
-
-
-def simulate(users: int, days: int, seed: int, start: datetime) -> Iterator[dict[str, Any]]:
-    """Segment calls of `users` shoppers over `days`, in time order per shopper."""
+def make_shoppers(
+    count: int, seed: int, categories: Sequence[str], history_start: datetime, live_start: datetime,
+    live_end: datetime,
+) -> list[Shopper]:  # fmt: skip
+    """`count` shoppers; about one in six signs up during the live period, the rest during the history."""
     rng = random.Random(seed)
-    for number in range(1, users + 1):
-        shopper = Shopper(
-            number=number,
-            anonymous_id=str(uuid.UUID(int=rng.getrandbits(128))),
-            categories=rng.sample(CATEGORIES, rng.choice((2, 3))),
-            signs_up=rng.random() < 0.6,
-            sms_opt_in=rng.random() < 0.3,
-            unsubscribes=rng.random() < 0.1,
-            second_device=rng.random() < 0.15,
+    shoppers = []
+    for number in range(1, count + 1):
+        favourites = tuple(rng.sample(sorted(categories), rng.choice((2, 3))))
+        discount = rng.choices(DISCOUNT_PERSONAS, weights=(0.6, 0.25, 0.15))[0]
+        has_phone = rng.random() < 0.45
+        channel = "sms" if has_phone and rng.random() < 0.6 else "email"
+        if rng.random() < 1 / 6:
+            joined = live_start + (live_end - live_start) * rng.random() * 0.8
+        else:
+            joined = history_start + (live_start - history_start) * rng.random()
+        shoppers.append(
+            Shopper(
+                number=number,
+                persona=Persona(favourites, discount, channel),
+                anonymous_id=str(uuid.UUID(int=rng.getrandbits(128))),
+                first_name=rng.choice(FIRST_NAMES),
+                timezone=rng.choice(TIMEZONES),
+                phone=f"+1415555{number % 10000:04d}" if has_phone else None,
+                joined=joined.replace(microsecond=0) + timedelta(seconds=rng.randrange(60)),
+                activity=rng.lognormvariate(-1.6, 0.6),
+            )
         )
-        yield from _journey(rng, shopper, start, days)
-
-
-def _journey(rng: random.Random, shopper: Shopper, start: datetime, days: int) -> Iterator[dict[str, Any]]:
-    when = start + timedelta(minutes=rng.randrange(days * 24 * 60))
-    anon = {"anonymousId": shopper.anonymous_id}
-    cart: list[dict[str, Any]] = []
-    cart_id = f"cart-{shopper.number}-1"
-    for _ in range(rng.randint(3, 12)):
-        when += timedelta(seconds=rng.randint(10, 300))
-        product = _product(rng, shopper)
-        yield _call(rng, "track", when, event="ProductViewed", properties=product, **anon)
-        if rng.random() < 0.08:
-            cart.append({**product, "quantity": 1, "cart_id": cart_id})
-            yield _call(rng, "track", when, event="ProductAdded", properties=cart[-1], **anon)
-    if not shopper.signs_up:
-        return
-    when += timedelta(minutes=rng.randint(1, 20))
-    ids = {"userId": shopper.user_id, **anon}
-    traits = {
-        "createdAt": when.isoformat(),
-        "email": f"{shopper.user_id}@shop.example.com",
-        "firstName": rng.choice(FIRST_NAMES),
-        "timezone": rng.choice(TIMEZONES),
-        "locale": "en-US",
-        "persona": "_".join(shopper.categories),
-    }
-    context: dict[str, Any] = {}
-    if shopper.sms_opt_in:
-        traits["phone"] = f"+1415555{shopper.number % 10000:04d}"
-        context["consent"] = {"categoryPreferences": {"sms": True}, "source": "web:signup-form"}
-    yield _call(rng, "identify", when, traits=traits, context=context, **ids)
-    yield _call(rng, "track", when, event="UserSignedUp", properties={"signup_source": "web"}, **ids)
-    yield from _checkout(rng, shopper, when, cart)
-    if shopper.second_device:
-        when += timedelta(days=rng.randint(1, 5))
-        # Browses anonymously on a second device, then signs in: the two profiles become one.
-        device_anon = {"anonymousId": str(uuid.UUID(int=rng.getrandbits(128)))}
-        for _ in range(rng.randint(1, 4)):
-            when += timedelta(seconds=rng.randint(10, 300))
-            product = _product(rng, shopper)
-            yield _call(rng, "track", when, event="ProductViewed", properties=product, **device_anon)
-        yield _call(rng, "track", when, event="UserSignedIn", userId=shopper.user_id, **device_anon)
-    if shopper.unsubscribes:
-        when += timedelta(days=rng.randint(1, 10))
-        yield _call(rng, "track", when, event="Unsubscribed", channel="email", userId=shopper.user_id)
-
-
-def _checkout(
-    rng: random.Random, shopper: Shopper, when: datetime, cart: list[dict[str, Any]]
-) -> Iterator[dict[str, Any]]:
-    """About half of the carts reach checkout and most of those are paid; some buyers come back for
-    bigger orders, so value segments have members."""
-    ids = {"userId": shopper.user_id}
-    carts = 1
-    while cart and rng.random() < 0.5:
-        when += timedelta(minutes=rng.randint(2, 30))
-        revenue = round(sum(item["price"] * item["quantity"] for item in cart), 2)
-        products = [item["product_id"] for item in cart]
-        cart_id = f"cart-{shopper.number}-{carts}"
-        checkout = {"products": products, "cart_id": cart_id}
-        yield _call(rng, "track", when, event="CheckoutStarted", properties=checkout, **ids)
-        if rng.random() < 0.2:
-            return  # abandoned at checkout
-        order = {
-            "order_id": str(uuid.UUID(int=rng.getrandbits(128))),
-            "revenue": revenue,
-            "products": products,
-            "cart_id": cart_id,
-        }
-        yield _call(rng, "track", when, event="OrderCompleted", properties=order, **ids)
-        when += timedelta(days=rng.randint(1, 4))
-        carts += 1
-        cart = [
-            {
-                **_product(rng, shopper),
-                "quantity": rng.randint(1, 4),
-                "cart_id": f"cart-{shopper.number}-{carts}",
-            }
-            for _ in range(rng.randint(1, 4))
-        ]
-        for item in cart:
-            yield _call(rng, "track", when, event="ProductAdded", properties=item, **ids)
+    return shoppers

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from engage.chat.rasa.environment import RasaEnvironment, rasa_environment
 from engage.chat.rasa.processes import ActionServerProcess, RasaServer, ServiceProcess
@@ -36,6 +37,15 @@ class BotRunner:
 
     def start(self) -> None:
         self._thread.start()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """True once both answer; False when the bot could not start (its error is logged) or `timeout`
+        passed first."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.ready.wait(0.2):
+            if not self._thread.is_alive() or (deadline is not None and time.monotonic() > deadline):
+                return self.ready.is_set()
+        return True
 
     def stop(self) -> None:
         self._stopping.set()  # before taking the lock: `_launch` starts nothing after this

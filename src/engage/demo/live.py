@@ -1,0 +1,357 @@
+"""The live period of the demo: the shop running on an accelerated clock, step by step.
+
+Each step the simulated world acts through engage's public interfaces only, over HTTP on 127.0.0.1:
+storefront calls (`/v1/batch`) and home-page recommendations (`/v1/recommendations`), opens and clicks of
+the emails in the outbox (the open pixel, tracked links), SMS at the local Twilio answered by delivery
+callbacks, taps, `Y` and `STOP` replies and questions for the bot (Twilio-signed webhooks), and web chats
+with the real Rasa server. Then engage does one worker's round on the same clock: the consumers, the
+journey tick, due campaigns, the dispatcher, the SMS relay to the bot and the bot's turns read back.
+
+Shoppers open and click with probabilities that grow with how well what they were shown fits their
+persona: that is what makes retraining on channel clicks pay off.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from engage.bootstrap import Engage
+from engage.demo.shoppers import Season, Shopper
+from engage.demo.storefront import Storefront, is_new, signup, track
+from engage.errors import EngageError
+from engage.messaging.links import InvalidLink, LinkKind
+from engage.recommend.catalog import Product
+from engage.testing.twilio import FakeTwilio
+from engage.web.hooks import TWILIO_SMS_PATH
+
+__all__ = ["LiveShop", "SimulatedClock", "SHOP_NUMBER"]
+
+SHOP_NUMBER = "+15005550006"
+STEP = timedelta(minutes=30)
+_LINK = re.compile(r"https?://[^\s\"'<>]+/(?:c|r|o|u)/[A-Za-z0-9_\-]+(?:\.gif)?")
+
+# What a shopper's interest in a product does to the chance of a click: a small base, the rest from
+# persona affinity (0.6 for a shopper's first category), and more for a new arrival in their categories.
+CLICK_BASE = 0.01
+CLICK_PER_AFFINITY = 0.2
+NEW_ARRIVAL_INTEREST = 2.0
+EMAIL_OPEN = 0.45
+STOP_CHANCE = 0.04
+
+
+class SimulatedClock:
+    """The demo's clock: it moves only when the demo moves it."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def click_chance(shopper: Shopper, product: Product | None, now: datetime, season: Season) -> float:
+    if product is None:
+        return CLICK_BASE
+    interest = CLICK_PER_AFFINITY * shopper.interest(product.category, now, season)
+    return CLICK_BASE + interest * (NEW_ARRIVAL_INTEREST if is_new(product, now) else 1.0)
+
+
+@dataclass
+class ChatScript:
+    """What shoppers ask the bot: their own categories, sometimes with a budget, sometimes small talk."""
+
+    phrases: dict[str, str] = field(default_factory=dict)
+
+    def opener(self, rng: random.Random, shopper: Shopper) -> str:
+        category = (
+            shopper.persona.categories[0] if rng.random() < 0.7 else rng.choice(shopper.persona.categories)
+        )
+        words = self.phrases.get(category, category)
+        choice = rng.random()
+        if choice < 0.35:
+            return f"show me some {words}"
+        if choice < 0.6:
+            return f"any {words} under ${rng.choice((25, 40, 60, 100))}?"
+        if choice < 0.75:
+            return "recommend me something"
+        if choice < 0.85:
+            return f"what's popular in {words}"
+        if choice < 0.93:
+            return "what's your return policy?"
+        return "hi there"
+
+
+class LiveShop:
+    def __init__(
+        self, engage: Engage, clock: SimulatedClock, url: str, twilio: FakeTwilio, rasa_url: str | None,
+        shoppers: list[Shopper], storefront: Storefront, seed: int,
+    ):  # fmt: skip
+        self.engage = engage
+        self.clock = clock
+        self.url = url
+        self.twilio = twilio
+        self.rasa_url = rasa_url
+        self.shoppers = shoppers
+        self.storefront = storefront
+        self.rng = random.Random(seed + 2)
+        self.http = requests.Session()
+        self.http.auth = (engage.workspace.endpoints.ingest.write_keys[0], "")
+        self.by_email = {shopper.email: shopper for shopper in shoppers}
+        self.by_phone = {shopper.phone: shopper for shopper in shoppers if shopper.phone}
+        self.by_name = {product.name: product for product in engage.recommend.catalog}
+        self.catalog = engage.recommend.catalog
+        self.public_url = engage.workspace.endpoints.public_url
+        self.outbox = engage.workspace.root / "var" / "outbox"
+        self.script = ChatScript({"housewares": "kitchen stuff", "homedecor": "home decor"})
+        self._seen_files: set[Path] = set()
+        self._seen_sms = 0
+        self._carts: dict[int, int] = {}
+        self._opted_out: set[str] = set()
+        self.chats_web = 0
+        self.chats_sms = 0
+        self.rejected = 0
+
+    # -- the world's side of a step --------------------------------------------------------------------
+
+    def step(self, start: datetime, chat_rate: float) -> None:
+        """Everything shoppers do in [start, start + STEP), then engage's round at its end."""
+        end = start + STEP
+        self.clock.now = start
+        calls: list[dict[str, Any]] = []
+        for shopper in self.shoppers:
+            if start <= shopper.joined < end:
+                calls += self._arrive(shopper)
+            elif shopper.joined < start and self.rng.random() < self._visit_chance(shopper, start):
+                calls += self._visit(shopper, start + STEP * self.rng.random())
+        self._post(calls)
+        self.clock.now = end
+        self.work()
+        self._read_inbox()
+        self._chat(chat_rate)
+        self.work()
+
+    def _visit_chance(self, shopper: Shopper, when: datetime) -> float:
+        """Visits per step: more by day than by night in the shopper's own time zone."""
+        hour = (when.hour + _offset_hours(shopper.timezone)) % 24
+        daytime = 1.6 if 8 <= hour < 22 else 0.25
+        return min(1.0, shopper.activity * daytime * STEP / timedelta(days=1))
+
+    def _arrive(self, shopper: Shopper) -> list[dict[str, Any]]:
+        """A new customer: browses anonymously, signs up (the browsing follows them), sometimes buys."""
+        when = shopper.joined
+        calls, when = self.storefront.visit(self.rng, shopper, when, signed_in=False, cart_number=0)
+        calls += signup(self.rng, shopper, when + timedelta(minutes=2))
+        return calls
+
+    def _visit(self, shopper: Shopper, when: datetime) -> list[dict[str, Any]]:
+        """A signed-in visit: the home page's picks for them (a click opens that product), then browsing."""
+        came_for: list[Product] = []
+        calls: list[dict[str, Any]] = []
+        picks = self._home_page(shopper)
+        if picks is not None:
+            recommendation_id, products = picks
+            for product in products:
+                if self.rng.random() < click_chance(shopper, product, self.clock.now, self.storefront.season):
+                    clicked = {"recommendation_id": recommendation_id, "product_id": product.id}
+                    calls.append(
+                        track(self.rng, {"userId": shopper.user_id}, "RecommendationClicked", when, clicked)
+                    )
+                    calls[-1]["context"] = {"channel": "web"}
+                    came_for.append(product)
+                    break
+        number = self._carts.get(shopper.number, 0) + 1
+        self._carts[shopper.number] = number
+        visit, _ = self.storefront.visit(
+            self.rng, shopper, when, signed_in=True, cart_number=number, also_view=came_for
+        )
+        return calls + visit
+
+    def _home_page(self, shopper: Shopper) -> tuple[str, list[Product]] | None:
+        response = self.http.get(
+            f"{self.url}/v1/recommendations/{shopper.user_id}",
+            params={"use_case": "for_you", "n": 5, "channel": "web"},
+            timeout=30,
+        )
+        if response.status_code != 200:
+            return None
+        body = response.json()
+        products = [self.catalog.get(item["id"]) for item in body.get("items", [])]
+        return body["recommendation_id"], [p for p in products if p is not None]
+
+    def _post(self, calls: list[dict[str, Any]]) -> None:
+        calls.sort(key=lambda call: call["timestamp"])
+        for offset in range(0, len(calls), 200):
+            response = self.http.post(
+                f"{self.url}/v1/batch", json={"batch": calls[offset : offset + 200]}, timeout=60
+            )
+            response.raise_for_status()
+            self.rejected += len(response.json().get("rejected", []))
+
+    # -- what recipients do with their messages --------------------------------------------------------
+
+    def _read_inbox(self) -> None:
+        for path in sorted(self.outbox.glob("*/*.eml")):
+            if path not in self._seen_files:
+                self._seen_files.add(path)
+                self._read_email(path)
+        texts = self.twilio.messages
+        for sms in texts[self._seen_sms :]:
+            self._read_sms(sms.sid, sms.to, sms.body)
+        self._seen_sms = len(texts)
+
+    def _read_email(self, path: Path) -> None:
+        with path.open("rb") as file:
+            message = BytesParser(policy=policy.default).parse(file)
+        shopper = self.by_email.get(str(message["To"]).rsplit("<", 1)[-1].rstrip(">"))
+        if shopper is None or self.rng.random() >= EMAIL_OPEN:
+            return
+        html_part = message.get_body(preferencelist=("html",))
+        links = _LINK.findall(html_part.get_content() if html_part is not None else "")
+        for link in links:
+            if "/o/" in link:
+                self._get(link)
+        self._click_one([link for link in links if "/c/" in link], shopper)
+        if self.rng.random() < 0.01:
+            unsubscribe = next((link for link in links if "/u/" in link), None)
+            if unsubscribe:
+                self.http.post(self._local(unsubscribe), timeout=30)
+
+    def _read_sms(self, sid: str, to: str, body: str) -> None:
+        self.twilio.send_status(sid, "delivered")
+        shopper = self.by_phone.get(to)
+        if shopper is None or to in self._opted_out:
+            return
+        self._click_one(_LINK.findall(body), shopper)
+        if "reply y" in body.lower() and self.rng.random() < 0.75:
+            self._text(shopper, "Y")
+        elif self.rng.random() < STOP_CHANCE:
+            self._text(shopper, "STOP")
+            self._opted_out.add(to)
+
+    def _click_one(self, links: list[str], shopper: Shopper) -> None:
+        """At most one click per message, each link weighed by the shopper's interest in its product."""
+        for link in links:
+            if self.rng.random() < click_chance(
+                shopper, self._product_of(link), self.clock.now, self.storefront.season
+            ):
+                self._get(link)
+                return
+
+    def _product_of(self, link: str) -> Product | None:
+        """The product a tracked link shows (what the reader sees beside it)."""
+        path = urlsplit(link).path
+        kind, token = path.split("/")[1], path.rsplit("/", 1)[-1]
+        signer = self.engage.messaging.signer
+        try:
+            if kind == "c":
+                found = signer.read(token, LinkKind.CLICK)
+                message = self.engage.messaging.get(found.send_id)
+                if message is None or found.index >= len(message.links):
+                    return None
+                item = message.links[found.index].get("item")
+            elif kind == "r":
+                found = signer.read(token, LinkKind.RECOMMENDATION)
+                item = self.engage.chat.shop.shown_item(found.send_id, found.index)
+            else:
+                return None
+        except InvalidLink:
+            return None
+        return self.catalog.get(item) if item else None
+
+    def _get(self, link: str) -> None:
+        self.http.get(self._local(link), allow_redirects=False, timeout=30)
+
+    def _local(self, link: str) -> str:
+        return self.url + link.removeprefix(self.public_url)
+
+    def _text(self, shopper: Shopper, body: str) -> None:
+        assert shopper.phone is not None
+        status, answer = self.twilio.send_inbound(
+            self.url + TWILIO_SMS_PATH, shopper.phone, SHOP_NUMBER, body,
+            signer_url=self.public_url + TWILIO_SMS_PATH,
+        )  # fmt: skip
+        if status != 200:
+            raise EngageError(f"the Twilio webhook answered {status}: {answer}")
+
+    # -- chats -----------------------------------------------------------------------------------------
+
+    def _chat(self, rate: float) -> None:
+        if self.rasa_url is None:
+            return
+        for shopper in self.shoppers:
+            if shopper.joined >= self.clock.now or self.rng.random() >= rate:
+                continue
+            if shopper.phone and shopper.persona.channel == "sms" and shopper.phone not in self._opted_out:
+                self._text(shopper, self.script.opener(self.rng, shopper))
+                self.chats_sms += 1
+            else:
+                self._web_chat(shopper)
+                self.chats_web += 1
+
+    def _web_chat(self, shopper: Shopper) -> None:
+        session = f"web-{shopper.user_id}-{self.chats_web}"
+        answers = self._say(session, shopper, self.script.opener(self.rng, shopper))
+        cards = [element for answer in answers if answer.get("attachment")
+                 for element in answer["attachment"].get("payload", {}).get("elements", [])]  # fmt: skip
+        for card in cards:
+            product = self.by_name.get(card.get("title", ""))
+            link = (card.get("default_action") or {}).get("url")
+            if link and self.rng.random() < click_chance(
+                shopper, product, self.clock.now, self.storefront.season
+            ):
+                self._get(link)
+                if self.rng.random() < 0.3:
+                    self._say(session, shopper, "add it to my cart")
+                break
+
+    def _say(self, session: str, shopper: Shopper, text: str) -> list[dict[str, Any]]:
+        response = self.http.post(
+            f"{self.rasa_url}/webhooks/rest/webhook",
+            json={"sender": session, "message": text, "metadata": {"user_id": shopper.user_id}},
+            timeout=60,
+        )
+        response.raise_for_status()
+        return response.json()
+
+    # -- engage's side of a step ---------------------------------------------------------------------
+
+    def work(self) -> None:
+        """One worker's round at the clock's time, until nothing more is due now."""
+        engage = self.engage
+        for _ in range(20):
+            engage.stream.drain(engage.consumers)
+            ran = engage.journeys.tick() + engage.segments.timer.tick()
+            ran += engage.chat.relay.relay_once()
+            if engage.chat.reader is not None:
+                ran += engage.chat.reader.read_once()
+            engage.stream.drain(engage.consumers)
+            ran += engage.messaging.dispatch()
+            if not ran:
+                return
+
+    def due_campaigns(self, since: datetime, until: datetime) -> list[tuple[str, datetime]]:
+        """Each campaign run scheduled in (since, until]."""
+        runs = []
+        campaigns = self.engage.journeys.campaigns
+        campaigns.library.load()
+        for name, campaign in sorted(campaigns.library.campaigns.items()):
+            moment = campaigns.next_run(campaign, since)
+            while moment is not None and moment <= until:
+                runs.append((name, moment))
+                moment = campaigns.next_run(campaign, moment + timedelta(seconds=1))
+        return sorted(runs, key=lambda run: run[1])
+
+
+def _offset_hours(zone: str) -> int:
+    return {"America/New_York": -5, "America/Chicago": -6, "America/Denver": -7, "America/Los_Angeles": -8,
+            "Europe/London": 0, "Europe/Berlin": 1}.get(zone, 0)  # fmt: skip

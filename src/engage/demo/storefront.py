@@ -1,0 +1,184 @@
+"""What shoppers do on the shop's site, as the Segment calls a storefront sends.
+
+A visit is a few product views, 80% of them in the shopper's favourite categories (by affinity) and 20%
+anywhere, popular products more often than others and new arrivals (products that came into the catalog in
+the last 30 days) as often as a best seller, as a shop's new-in shelf shows them; a product is never seen
+before it exists. Relative to views the funnel is the Retail Demo Store's: add to cart 8%, cart viewed 5%,
+checkout started 2%, order completed 1%. A cart left unpaid is what the abandoned-cart journey is for.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+from engage.demo.shoppers import Season, Shopper
+from engage.recommend.catalog import Catalog, Product
+
+__all__ = ["Storefront", "is_new", "track", "signup", "new_arrivals"]
+
+PERSONA_SHARE = 0.8
+NEW_FOR = timedelta(days=30)
+NEW_ARRIVAL_WEIGHT = 1.0
+"""A new arrival is on the new-in shelf: seen as often as its category's best seller."""
+
+
+def track(
+    rng: random.Random, ids: dict[str, str], event: str, when: datetime, properties: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "type": "track",
+        "event": event,
+        "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "timestamp": when.isoformat(),
+        "properties": properties,
+        **ids,
+    }
+
+
+def signup(rng: random.Random, shopper: Shopper, when: datetime) -> list[dict[str, Any]]:
+    """The account form: traits (persona included, as the Retail Demo Store keeps it), SMS consent with
+    the phone number when given, then `UserSignedUp`."""
+    ids = {"userId": shopper.user_id, "anonymousId": shopper.anonymous_id}
+    traits: dict[str, Any] = {
+        "createdAt": when.isoformat(),
+        "email": shopper.email,
+        "firstName": shopper.first_name,
+        "timezone": shopper.timezone,
+        "locale": "en-US",
+        "persona": shopper.persona.name,
+        "discount_persona": shopper.persona.discount,
+    }
+    context: dict[str, Any] = {}
+    if shopper.phone:
+        traits["phone"] = shopper.phone
+        context["consent"] = {"categoryPreferences": {"sms": True}, "source": "web:signup-form"}
+    identify = {
+        "type": "identify",
+        "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
+        "timestamp": when.isoformat(),
+        "traits": traits,
+        "context": context,
+        **ids,
+    }
+    return [identify, track(rng, ids, "UserSignedUp", when, {"signup_source": "web"})]
+
+
+class Storefront:
+    def __init__(self, catalog: Catalog, seed: int, season: Season):
+        self.season = season
+        self.by_category: dict[str, list[Product]] = {}
+        for product in catalog:
+            self.by_category.setdefault(product.category, []).append(product)
+        self.categories = sorted(self.by_category)
+        # Popularity within a category: a few products are seen far more than the rest (Zipf-like).
+        shuffled = random.Random(seed)
+        self._weights: dict[str, list[float]] = {}
+        for category, products in self.by_category.items():
+            shuffled.shuffle(products)
+            self._weights[category] = [1 / (rank + 1) ** 0.9 for rank in range(len(products))]
+        self._cheap: dict[str, float] = {
+            category: sorted(p.price for p in products)[len(products) // 2]
+            for category, products in self.by_category.items()
+        }
+
+    def pick(self, rng: random.Random, shopper: Shopper, when: datetime) -> Product:
+        persona = shopper.persona
+        if self.season.on(when) and rng.random() < self.season.share:
+            category = self.season.category
+        elif rng.random() < PERSONA_SHARE:
+            category = rng.choices(
+                persona.categories, weights=[persona.affinity(c) for c in persona.categories]
+            )[0]
+        else:
+            category = rng.choice(self.categories)
+        products, weights = [], []
+        for product, weight in zip(self.by_category[category], self._weights[category], strict=True):
+            if product.created_at <= when:
+                products.append(product)
+                weights.append(NEW_ARRIVAL_WEIGHT if is_new(product, when) else weight)
+        for _ in range(3):
+            product = rng.choices(products, weights=weights)[0]
+            if persona.discount != "lower_priced" or product.price <= self._cheap[category]:
+                return product
+        return product
+
+    def visit(
+        self, rng: random.Random, shopper: Shopper, when: datetime, *, signed_in: bool, cart_number: int,
+        also_view: Iterable[Product] = (),
+    ) -> tuple[list[dict[str, Any]], datetime]:  # fmt: skip
+        """One visit's calls and when it ended; `also_view` are products the shopper came for (a link
+        they clicked), viewed first."""
+        ids = {"userId": shopper.user_id} if signed_in else {"anonymousId": shopper.anonymous_id}
+        calls: list[dict[str, Any]] = []
+        cart: list[Product] = []
+        cart_id = f"cart-{shopper.number}-{cart_number}"
+        views = [*also_view, *(self.pick(rng, shopper, when) for _ in range(rng.randint(1, 7)))]
+        for product in views:
+            when += timedelta(seconds=rng.randint(15, 180))
+            calls.append(track(rng, ids, "ProductViewed", when, _item(product)))
+            if rng.random() < 0.08 * _discount_pull(shopper, product, self._cheap):
+                cart.append(product)
+                calls.append(
+                    track(
+                        rng, ids, "ProductAdded", when, {**_item(product), "quantity": 1, "cart_id": cart_id}
+                    )
+                )
+        if not cart:
+            return calls, when
+        if rng.random() < 0.6:
+            when += timedelta(seconds=rng.randint(10, 60))
+            calls.append(track(rng, ids, "CartViewed", when, {"cart_id": cart_id, "products": _items(cart)}))
+            if signed_in and rng.random() < 0.4:
+                when += timedelta(seconds=rng.randint(30, 240))
+                calls.append(
+                    track(rng, ids, "CheckoutStarted", when, {"cart_id": cart_id, "products": _items(cart)})
+                )
+                if rng.random() < 0.5:
+                    order = {
+                        "order_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                        "cart_id": cart_id,
+                        "revenue": round(sum(p.price for p in cart), 2),
+                        "products": _items(cart),
+                    }
+                    calls.append(track(rng, ids, "OrderCompleted", when, order))
+        return calls, when
+
+
+def is_new(product: Product, when: datetime) -> bool:
+    return when - NEW_FOR < product.created_at <= when
+
+
+def _discount_pull(shopper: Shopper, product: Product, cheap: dict[str, float]) -> float:
+    """Discount lovers add cheaper items more readily."""
+    if shopper.persona.discount == "all_discounts" and product.price <= cheap[product.category]:
+        return 1.5
+    return 1.0
+
+
+def _item(product: Product) -> dict[str, Any]:
+    return {"product_id": product.id, "category": product.category, "price": product.price}
+
+
+def _items(products: list[Product]) -> list[dict[str, Any]]:
+    return [{**_item(product), "quantity": 1} for product in products]
+
+
+def new_arrivals(
+    catalog: Catalog, seed: int, start: datetime, end: datetime, share: float = 0.1
+) -> list[Product]:
+    """The catalog with a `share` of its products arriving between `start` and `end` (the live period's
+    new collection): their `created_at` moves there."""
+    rng = random.Random(seed + 3)
+    products = []
+    for product in catalog:
+        if rng.random() < share:
+            product = dataclasses.replace(
+                product, created_at=(start + (end - start) * rng.random()).replace(microsecond=0)
+            )
+        products.append(product)
+    return products

@@ -25,6 +25,9 @@ def demo(
         help="Run the live clock at most this many times faster than real time (0: flat out).",
     ),
     bot: bool = typer.Option(True, "--bot/--no-bot", help="Chat with the real Rasa bot (needs .venv-rasa)."),
+    bot_cache: Path | None = typer.Option(
+        None, "--bot-cache", help="Folder of trained bot models kept between runs (default: beside --dir)."
+    ),
 ) -> None:
     """Run a simulated shop through the whole loop and report what engage made of it."""
     console = Console(highlight=False)
@@ -32,7 +35,7 @@ def demo(
     console.print(
         f"[bold]engage demo[/]: {users} shoppers, {days} days of history, {live_days} live days, seed {seed}"
     )
-    options = DemoOptions(directory.resolve(), users, days, live_days, seed, speed, bot)
+    options = DemoOptions(directory.resolve(), users, days, live_days, seed, speed, bot, bot_cache)
     result = run_demo(options, console)
     print_summary(console, result)
 
@@ -46,6 +49,13 @@ def _table(title: str, *columns: str) -> Table:
 
 def print_summary(console: Console, result: DemoResult) -> None:
     summary = result.summary
+    tally = result.ingest
+    ingest = _table("live storefront traffic (Segment /v1/batch over HTTP)", "what", "calls")
+    ingest.add_row("calls sent (client retries and broken calls included)", f"{tally.sent:,}")
+    ingest.add_row("stored", f"{tally.accepted:,}")
+    ingest.add_row("retries stored once (same messageId)", f"{tally.duplicates:,}")
+    ingest.add_row("broken calls rejected by field, the rest of their batch kept", f"{tally.rejected:,}")
+
     events = _table("events", "channel", "events")
     for channel, count in sorted(summary.events_by_channel.items()):
         events.add_row(channel, f"{count:,}")
@@ -88,8 +98,10 @@ def print_summary(console: Console, result: DemoResult) -> None:
         a = combined(line for key, line in after.items() if pick is None or pick(key))
         loop.add_row(f"[bold]{label}[/]", "", *_shown(b, bold=True), *_shown(a, bold=True))
 
-    for table in (events, segments, journeys, messages, chat, loop):
+    for table in (ingest, events, segments, journeys, messages, chat, loop):
         console.print(table)
+    for example in tally.examples:
+        console.print(f"  rejected: {example}")
     console.print(
         f"models: {summary.models.get('before')} before, {summary.models.get('after', '-')} after "
         f"(retrained {result.retrained_at:%a %d %b %H:%M} UTC)"

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,40 @@ CLICK_PER_AFFINITY = 0.2
 NEW_ARRIVAL_INTEREST = 2.0
 EMAIL_OPEN = 0.45
 STOP_CHANCE = 0.04
+
+
+@dataclass
+class IngestTally:
+    """What the ingestion API answered the storefront."""
+
+    sent: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    examples: list[str] = field(default_factory=list)
+
+    def record(self, sent: int, body: dict[str, Any]) -> None:
+        self.sent += sent
+        self.accepted += body.get("accepted", 0)
+        self.duplicates += body.get("duplicates", 0)
+        for rejection in body.get("rejected", []):
+            self.rejected += 1
+            example = f"{rejection['field']}: {rejection['message']}"
+            if len(self.examples) < 3 and example not in self.examples:
+                self.examples.append(example)
+
+
+def _broken(rng: random.Random, call: dict[str, Any]) -> dict[str, Any]:
+    """What a storefront bug might send."""
+    broken = {**call, "messageId": f"broken-{call['messageId']}"}
+    choice = rng.randrange(3)
+    if choice == 0:
+        broken.pop("event", None)
+    elif choice == 1:
+        broken = {**broken, "type": "identify", "traits": {"email": "not-an-email"}}
+    else:
+        broken["timestamp"] = "yesterday"
+    return broken
 
 
 class SimulatedClock:
@@ -104,6 +139,8 @@ class LiveShop:
         self.shoppers = shoppers
         self.storefront = storefront
         self.rng = random.Random(seed + 2)
+        self.seed = seed
+        self._luck: dict[int, random.Random] = {}
         self.http = requests.Session()
         self.http.auth = (engage.workspace.endpoints.ingest.write_keys[0], "")
         self.by_email = {shopper.email: shopper for shopper in shoppers}
@@ -117,9 +154,8 @@ class LiveShop:
         self._seen_sms = 0
         self._carts: dict[int, int] = {}
         self._opted_out: set[str] = set()
+        self.ingest = IngestTally()
         self.chats_web = 0
-        self.chats_sms = 0
-        self.rejected = 0
 
     # -- the world's side of a step --------------------------------------------------------------------
 
@@ -131,8 +167,8 @@ class LiveShop:
         for shopper in self.shoppers:
             if start <= shopper.joined < end:
                 calls += self._arrive(shopper)
-            elif shopper.joined < start and self.rng.random() < self._visit_chance(shopper, start):
-                calls += self._visit(shopper, start + STEP * self.rng.random())
+            elif shopper.joined < start and self.luck(shopper).random() < self._visit_chance(shopper, start):
+                calls += self._visit(shopper, start + STEP * self.luck(shopper).random())
         self._post(calls)
         self.clock.now = end
         self.work()
@@ -149,8 +185,9 @@ class LiveShop:
     def _arrive(self, shopper: Shopper) -> list[dict[str, Any]]:
         """A new customer: browses anonymously, signs up (the browsing follows them), sometimes buys."""
         when = shopper.joined
-        calls, when = self.storefront.visit(self.rng, shopper, when, signed_in=False, cart_number=0)
-        calls += signup(self.rng, shopper, when + timedelta(minutes=2))
+        luck = self.luck(shopper)
+        calls, when = self.storefront.visit(luck, shopper, when, signed_in=False, cart_number=0)
+        calls += signup(luck, shopper, when + timedelta(minutes=2))
         return calls
 
     def _visit(self, shopper: Shopper, when: datetime) -> list[dict[str, Any]]:
@@ -161,10 +198,18 @@ class LiveShop:
         if picks is not None:
             recommendation_id, products = picks
             for product in products:
-                if self.rng.random() < click_chance(shopper, product, self.clock.now, self.storefront.season):
+                if self.luck(shopper).random() < click_chance(
+                    shopper, product, self.clock.now, self.storefront.season
+                ):
                     clicked = {"recommendation_id": recommendation_id, "product_id": product.id}
                     calls.append(
-                        track(self.rng, {"userId": shopper.user_id}, "RecommendationClicked", when, clicked)
+                        track(
+                            self.luck(shopper),
+                            {"userId": shopper.user_id},
+                            "RecommendationClicked",
+                            when,
+                            clicked,
+                        )
                     )
                     calls[-1]["context"] = {"channel": "web"}
                     came_for.append(product)
@@ -172,7 +217,7 @@ class LiveShop:
         number = self._carts.get(shopper.number, 0) + 1
         self._carts[shopper.number] = number
         visit, _ = self.storefront.visit(
-            self.rng, shopper, when, signed_in=True, cart_number=number, also_view=came_for
+            self.luck(shopper), shopper, when, signed_in=True, cart_number=number, also_view=came_for
         )
         return calls + visit
 
@@ -189,31 +234,45 @@ class LiveShop:
         return body["recommendation_id"], [p for p in products if p is not None]
 
     def _post(self, calls: list[dict[str, Any]]) -> None:
+        """The storefront's batches; now and then one carries a broken call (rejected by field, the rest
+        kept) or is sent twice by a client that timed out (stored once)."""
         calls.sort(key=lambda call: call["timestamp"])
         for offset in range(0, len(calls), 200):
-            response = self.http.post(
-                f"{self.url}/v1/batch", json={"batch": calls[offset : offset + 200]}, timeout=60
-            )
-            response.raise_for_status()
-            self.rejected += len(response.json().get("rejected", []))
+            batch = calls[offset : offset + 200]
+            if self.rng.random() < 0.1:
+                batch = [*batch, _broken(self.rng, self.rng.choice(batch))]
+            for _ in range(2 if self.rng.random() < 0.05 else 1):
+                response = self.http.post(f"{self.url}/v1/batch", json={"batch": batch}, timeout=60)
+                if response.status_code >= 500:
+                    response.raise_for_status()
+                self.ingest.record(len(batch), response.json())
 
     # -- what recipients do with their messages --------------------------------------------------------
 
+    def luck(self, shopper: Shopper) -> random.Random:
+        """Each shopper's own dice for what they do with messages and chats: the same whatever order
+        engage happened to send things in within a step."""
+        if shopper.number not in self._luck:
+            self._luck[shopper.number] = random.Random(self.seed * 1_000_003 + shopper.number)
+        return self._luck[shopper.number]
+
     def _read_inbox(self) -> None:
-        for path in sorted(self.outbox.glob("*/*.eml")):
+        emails = []
+        for path in self.outbox.glob("*/*.eml"):
             if path not in self._seen_files:
                 self._seen_files.add(path)
-                self._read_email(path)
+                with path.open("rb") as file:
+                    emails.append(BytesParser(policy=policy.default).parse(file))
+        for message in sorted(emails, key=lambda message: (str(message["To"]), str(message["Subject"]))):
+            self._read_email(message)
         texts = self.twilio.messages
-        for sms in texts[self._seen_sms :]:
+        for sms in sorted(texts[self._seen_sms :], key=lambda sms: (sms.to, _LINK.sub("", sms.body))):
             self._read_sms(sms.sid, sms.to, sms.body)
         self._seen_sms = len(texts)
 
-    def _read_email(self, path: Path) -> None:
-        with path.open("rb") as file:
-            message = BytesParser(policy=policy.default).parse(file)
+    def _read_email(self, message: EmailMessage) -> None:
         shopper = self.by_email.get(str(message["To"]).rsplit("<", 1)[-1].rstrip(">"))
-        if shopper is None or self.rng.random() >= EMAIL_OPEN:
+        if shopper is None or self.luck(shopper).random() >= EMAIL_OPEN:
             return
         html_part = message.get_body(preferencelist=("html",))
         links = _LINK.findall(html_part.get_content() if html_part is not None else "")
@@ -221,7 +280,7 @@ class LiveShop:
             if "/o/" in link:
                 self._get(link)
         self._click_one([link for link in links if "/c/" in link], shopper)
-        if self.rng.random() < 0.01:
+        if self.luck(shopper).random() < 0.01:
             unsubscribe = next((link for link in links if "/u/" in link), None)
             if unsubscribe:
                 self.http.post(self._local(unsubscribe), timeout=30)
@@ -232,16 +291,16 @@ class LiveShop:
         if shopper is None or to in self._opted_out:
             return
         self._click_one(_LINK.findall(body), shopper)
-        if "reply y" in body.lower() and self.rng.random() < 0.75:
+        if "reply y" in body.lower() and self.luck(shopper).random() < 0.75:
             self._text(shopper, "Y")
-        elif self.rng.random() < STOP_CHANCE:
+        elif self.luck(shopper).random() < STOP_CHANCE:
             self._text(shopper, "STOP")
             self._opted_out.add(to)
 
     def _click_one(self, links: list[str], shopper: Shopper) -> None:
         """At most one click per message, each link weighed by the shopper's interest in its product."""
         for link in links:
-            if self.rng.random() < click_chance(
+            if self.luck(shopper).random() < click_chance(
                 shopper, self._product_of(link), self.clock.now, self.storefront.season
             ):
                 self._get(link)
@@ -289,28 +348,27 @@ class LiveShop:
         if self.rasa_url is None:
             return
         for shopper in self.shoppers:
-            if shopper.joined >= self.clock.now or self.rng.random() >= rate:
+            if shopper.joined >= self.clock.now or self.luck(shopper).random() >= rate:
                 continue
             if shopper.phone and shopper.persona.channel == "sms" and shopper.phone not in self._opted_out:
-                self._text(shopper, self.script.opener(self.rng, shopper))
-                self.chats_sms += 1
+                self._text(shopper, self.script.opener(self.luck(shopper), shopper))
             else:
                 self._web_chat(shopper)
                 self.chats_web += 1
 
     def _web_chat(self, shopper: Shopper) -> None:
         session = f"web-{shopper.user_id}-{self.chats_web}"
-        answers = self._say(session, shopper, self.script.opener(self.rng, shopper))
+        answers = self._say(session, shopper, self.script.opener(self.luck(shopper), shopper))
         cards = [element for answer in answers if answer.get("attachment")
                  for element in answer["attachment"].get("payload", {}).get("elements", [])]  # fmt: skip
         for card in cards:
             product = self.by_name.get(card.get("title", ""))
             link = (card.get("default_action") or {}).get("url")
-            if link and self.rng.random() < click_chance(
+            if link and self.luck(shopper).random() < click_chance(
                 shopper, product, self.clock.now, self.storefront.season
             ):
                 self._get(link)
-                if self.rng.random() < 0.3:
+                if self.luck(shopper).random() < 0.3:
                     self._say(session, shopper, "add it to my cart")
                 break
 

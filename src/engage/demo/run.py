@@ -38,7 +38,7 @@ from engage.chat.rasa import rasa_environment
 from engage.chat.rasa.runner import BotRunner
 from engage.chat.rasa.training import current_model
 from engage.demo.history import history_calls, import_history
-from engage.demo.live import SHOP_NUMBER, STEP, LiveShop, SimulatedClock
+from engage.demo.live import SHOP_NUMBER, STEP, IngestTally, LiveShop, SimulatedClock
 from engage.demo.report import write_report
 from engage.demo.server import LocalServer
 from engage.demo.shoppers import Season, make_shoppers
@@ -65,6 +65,8 @@ class DemoOptions:
     speed: float = 0.0
     """How many times faster than real time the live clock may run; 0: as fast as the machine goes."""
     bot: bool = True
+    bot_cache: Path | None = None
+    """Where trained bot models are kept between runs (by content hash); default: beside the directory."""
 
 
 @dataclass
@@ -76,6 +78,7 @@ class DemoResult:
     live_start: datetime
     live_end: datetime
     retrained_at: datetime | None
+    ingest: IngestTally
 
 
 def prepare_workspace(directory: Path) -> Workspace:
@@ -150,7 +153,7 @@ def _bot(workspace: Workspace, cache: Path, enabled: bool) -> Iterator[BotRunner
 def run_demo(options: DemoOptions, console: Console) -> DemoResult:
     began = time.perf_counter()
     directory = options.directory
-    cache = directory.parent / "demo-cache" / "bot-models"
+    cache = options.bot_cache or directory.parent / "demo-cache" / "bot-models"
     live_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     live_start = live_end - timedelta(days=options.live_days)
     history_start = live_start - timedelta(days=options.days)
@@ -249,5 +252,12 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
         summary = summarise(engage, before.version, after.version if after else None)
         report = write_report(summary, directory.parent / "report.html", options, live_start, live_end)
     return DemoResult(
-        summary, report, directory, time.perf_counter() - began, live_start, live_end, retrained_at
+        summary,
+        report,
+        directory,
+        time.perf_counter() - began,
+        live_start,
+        live_end,
+        retrained_at,
+        live.ingest,
     )

@@ -41,8 +41,9 @@ def track(
 
 
 def signup(rng: random.Random, shopper: Shopper, when: datetime) -> list[dict[str, Any]]:
-    """The account form: traits (persona included, as the Retail Demo Store keeps it), SMS consent with
-    the phone number when given, then `UserSignedUp`."""
+    """The account form: traits (persona included, as the Retail Demo Store keeps it), then
+    `UserSignedUp`; a phone number comes with SMS consent ticked on the form, or with "text me", which
+    starts the SMS double opt-in."""
     ids = {"userId": shopper.user_id, "anonymousId": shopper.anonymous_id}
     traits: dict[str, Any] = {
         "createdAt": when.isoformat(),
@@ -54,9 +55,13 @@ def signup(rng: random.Random, shopper: Shopper, when: datetime) -> list[dict[st
         "discount_persona": shopper.persona.discount,
     }
     context: dict[str, Any] = {}
+    double_opt_in = False
     if shopper.phone:
         traits["phone"] = shopper.phone
-        context["consent"] = {"categoryPreferences": {"sms": True}, "source": "web:signup-form"}
+        if rng.random() < 0.5:
+            context["consent"] = {"categoryPreferences": {"sms": True}, "source": "web:signup-form"}
+        else:  # ticked "text me" instead: the SMS double opt-in asks them to reply Y
+            double_opt_in = True
     identify = {
         "type": "identify",
         "messageId": str(uuid.UUID(int=rng.getrandbits(128))),
@@ -65,7 +70,10 @@ def signup(rng: random.Random, shopper: Shopper, when: datetime) -> list[dict[st
         "context": context,
         **ids,
     }
-    return [identify, track(rng, ids, "UserSignedUp", when, {"signup_source": "web"})]
+    calls = [identify, track(rng, ids, "UserSignedUp", when, {"signup_source": "web"})]
+    if double_opt_in:
+        calls.append(track(rng, ids, "SmsOptInRequested", when, {"phone": shopper.phone}))
+    return calls
 
 
 class Storefront:

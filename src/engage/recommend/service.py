@@ -126,7 +126,7 @@ class Recommender:
         a new product the model cannot know yet (`serving.exploration`)."""
         version, prepared = self._version()
         profile_id, history = self._history(user, version)
-        explore = self._exploration(profile_id, history, prepared, n)
+        explore = self._exploration(user, history, prepared, n)
         if len(history.items):
             row = history.row(len(version.items), version.model.half_life)  # scored, then read to explain
             scores = version.model.score(row)[0]
@@ -340,11 +340,10 @@ class Recommender:
 
         return shares.sum(axis=0), explain
 
-    def _exploration(
-        self, profile_id: str | None, history: History, prepared: Prepared, n: int
-    ) -> np.ndarray:
+    def _exploration(self, who: str | None, history: History, prepared: Prepared, n: int) -> np.ndarray:
         """New products to explore with, in the order to use them: drawn at random, three times as likely
-        from a category of the shopper's history; the same for one shopper on one day."""
+        from a category of the shopper's history; the same for one shopper (`who`: the id the shop knows
+        them by) on one day."""
         slots = self.config.serving.exploration.slots
         if slots == 0 or n < 5:
             return np.zeros(0, dtype=np.int64)
@@ -355,7 +354,7 @@ class Recommender:
         weight = np.ones(len(new))
         if len(history.items):
             weight[np.isin(prepared.category[new], prepared.category[history.items])] = 3.0
-        seed = zlib.crc32(f"{profile_id}:{now.date().isoformat()}".encode())
+        seed = zlib.crc32(f"{who}:{now.date().isoformat()}".encode())
         rng = np.random.default_rng(seed)
         return new[rng.choice(len(new), size=len(new), replace=False, p=weight / weight.sum())]
 
@@ -374,7 +373,7 @@ class Recommender:
             explained = dict(zip(best.tolist(), because.tolist(), strict=True))
             explore = None
             if exploring:
-                explore = self._exploration(profile, batch.history(profile), prepared, n)
+                explore = self._exploration(user, batch.history(profile), prepared, n)
             result[user] = self._finish(
                 "for_you", version, profile, prepared, scores, n, filters, best[best >= 0],
                 lambda top, e=explained: prepared.reasons([e.get(p, -1) for p in top.tolist()]), explore,

@@ -22,6 +22,17 @@ def wait_for(condition: Callable[[], bool], timeout: float = 20.0, what: str = "
         time.sleep(0.02)
 
 
+def wait_until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
+    """What `check` returns once it is truthy (polled every 0.2 s), else an AssertionError naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def settled(engage: Engage) -> None:
     """Wait until every consumer has handled every event in the log (the in-process stream, partition 0),
     including the events consumers announce meanwhile."""

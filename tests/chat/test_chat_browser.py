@@ -16,8 +16,7 @@ answered by `context.route`, and the cards' links, which start with the workspac
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +28,7 @@ from engage.chat.rasa import ActionServerProcess, RasaServer
 from engage.demo.server import LocalServer
 from engage.workspace import Workspace
 from tests.browser import screenshot
-from tests.helpers import identify, send, track
+from tests.helpers import identify, send, track, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the session's first Rasa test trains the bot
 
@@ -131,16 +130,6 @@ def appears(
             f"{network.refused}; the browser's console:\n{console}\nRasa's log ({site.rasa.log_path}):\n"
             f"{site.rasa_trouble()}"
         ) from None
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def cooks(engage: Engage) -> None:

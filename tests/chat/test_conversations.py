@@ -13,7 +13,7 @@ import random
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from engage.testing.providers import FakeTwilio
 from engage.workspace import Workspace
 from tests.chat.conftest import bot_workspace_at, say
 from tests.conftest import RABBITMQ_URL, require_rabbitmq
-from tests.helpers import identify, send, settled, track
+from tests.helpers import identify, send, settled, track, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -65,16 +65,6 @@ class Shop:
             signer_url=f"{PUBLIC_URL}/hooks/twilio/sms",
         )
         assert status == 200, answer
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def use_fake_twilio(root: Any, twilio: FakeTwilio) -> None:

@@ -48,6 +48,7 @@ CLICK_PER_AFFINITY = 0.2
 NEW_ARRIVAL_INTEREST = 2.0
 EMAIL_OPEN = 0.45
 STOP_CHANCE = 0.04
+ORDINALS = ("first", "second", "third", "fourth", "fifth")
 
 
 @dataclass
@@ -361,7 +362,7 @@ class LiveShop:
         answers = self._say(session, shopper, self.script.opener(self.luck(shopper), shopper))
         cards = [element for answer in answers if answer.get("attachment")
                  for element in answer["attachment"].get("payload", {}).get("elements", [])]  # fmt: skip
-        for card in cards:
+        for position, card in enumerate(cards[: len(ORDINALS)]):
             product = self.by_name.get(card.get("title", ""))
             link = (card.get("default_action") or {}).get("url")
             if link and self.luck(shopper).random() < click_chance(
@@ -369,7 +370,7 @@ class LiveShop:
             ):
                 self._get(link)
                 if self.luck(shopper).random() < 0.3:
-                    self._say(session, shopper, "add it to my cart")
+                    self._say(session, shopper, f"add the {ORDINALS[position]} one to my cart")
                 break
 
     def _say(self, session: str, shopper: Shopper, text: str) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ already recorded from being recorded again.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -84,9 +85,10 @@ class Campaigns:
         return self.trigger(campaign).get_next_fire_time(None, after)
 
     def schedule(self, scheduler: BaseScheduler) -> None:
-        """Keep one job per campaign in `scheduler`, following reloads, and make up missed runs at once
-        (in the scheduler's thread: a worker starts without waiting for a large audience)."""
-        scheduler.add_job(self.catch_up, id="campaigns:catch-up")
+        """Keep one job per campaign in `scheduler`, following reloads, and make up missed runs at once in
+        a thread of their own: a worker starts without waiting for a large audience. (Not as a one-shot
+        job: APScheduler 3 raises JobLookupError in its thread when it shuts down while removing one.)"""
+        threading.Thread(target=self._catch_up_logged, name="campaigns-catch-up", daemon=True).start()
         self.reschedule(scheduler)
         scheduler.add_job(
             self.reschedule, "interval", args=[scheduler], seconds=5, id="campaigns:reload", coalesce=True,
@@ -121,6 +123,12 @@ class Campaigns:
         self.run(name, times[-1] if times else now)
 
     # -- missed runs ------------------------------------------------------------------------------
+
+    def _catch_up_logged(self) -> None:
+        try:
+            self.catch_up()
+        except Exception:  # a thread's error would otherwise vanish; the scheduled runs go on regardless
+            log.exception("campaigns: making up missed runs failed")
 
     def catch_up(self) -> list[RunSummary]:
         """Finish runs left unfinished, and make up (or skip) each campaign's missed runs (the module's

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import policy
@@ -397,6 +398,15 @@ class LiveShop:
             ran += engage.messaging.dispatch()
             if not ran:
                 return
+
+    def finish(self, wait_for_bot: bool) -> None:
+        """The period's last deliveries: texts sent in its last step reach their phones, and the bot's
+        last turns come back from its broker (Rasa writes them a moment after answering)."""
+        self.work()
+        self._read_inbox()
+        if wait_for_bot:
+            time.sleep(1.0)
+        self.work()
 
     def due_campaigns(self, since: datetime, until: datetime) -> list[tuple[str, datetime]]:
         """Each campaign run scheduled in (since, until]."""

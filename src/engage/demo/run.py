@@ -245,10 +245,7 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
             if options.speed:
                 paced += STEP.total_seconds() / options.speed
                 time.sleep(max(0.0, paced - time.monotonic()))
-        live.work()
-        if engage.chat.reader is not None:
-            time.sleep(1.0)  # Rasa's broker writes the last turns a moment after answering
-            live.work()
+        live.finish(wait_for_bot=engage.chat.reader is not None)
         summary = summarise(engage, before.version, after.version if after else None)
         report = write_report(summary, directory.parent / "report.html", options, live_start, live_end)
     return DemoResult(

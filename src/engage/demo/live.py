@@ -24,6 +24,7 @@ from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import requests
 
@@ -161,6 +162,13 @@ class LiveShop:
 
     # -- the world's side of a step --------------------------------------------------------------------
 
+    def luck(self, shopper: Shopper) -> random.Random:
+        """Each shopper's own dice for everything they do: their choices stay the same whatever order
+        engage happened to answer or send things in (its ids are random)."""
+        if shopper.number not in self._luck:
+            self._luck[shopper.number] = random.Random(self.seed * 1_000_003 + shopper.number)
+        return self._luck[shopper.number]
+
     def step(self, start: datetime, chat_rate: float) -> None:
         """Everything shoppers do in [start, start + STEP), then engage's round at its end."""
         end = start + STEP
@@ -180,7 +188,7 @@ class LiveShop:
 
     def _visit_chance(self, shopper: Shopper, when: datetime) -> float:
         """Visits per step: more by day than by night in the shopper's own time zone."""
-        hour = (when.hour + _offset_hours(shopper.timezone)) % 24
+        hour = when.astimezone(ZoneInfo(shopper.timezone)).hour
         daytime = 1.6 if 8 <= hour < 22 else 0.25
         return min(1.0, shopper.activity * daytime * STEP / timedelta(days=1))
 
@@ -250,13 +258,6 @@ class LiveShop:
                 self.ingest.record(len(batch), response.json())
 
     # -- what recipients do with their messages --------------------------------------------------------
-
-    def luck(self, shopper: Shopper) -> random.Random:
-        """Each shopper's own dice for what they do with messages and chats: the same whatever order
-        engage happened to send things in within a step."""
-        if shopper.number not in self._luck:
-            self._luck[shopper.number] = random.Random(self.seed * 1_000_003 + shopper.number)
-        return self._luck[shopper.number]
 
     def _read_inbox(self) -> None:
         emails = []
@@ -419,8 +420,3 @@ class LiveShop:
                 runs.append((name, moment))
                 moment = campaigns.next_run(campaign, moment + timedelta(seconds=1))
         return sorted(runs, key=lambda run: run[1])
-
-
-def _offset_hours(zone: str) -> int:
-    return {"America/New_York": -5, "America/Chicago": -6, "America/Denver": -7, "America/Los_Angeles": -8,
-            "Europe/London": 0, "Europe/Berlin": 1}.get(zone, 0)  # fmt: skip

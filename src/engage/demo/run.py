@@ -88,7 +88,11 @@ def prepare_workspace(directory: Path) -> Workspace:
             raise WorkspaceError(
                 f"{directory}: exists and was not made by `engage demo`; choose another --dir"
             )
-        shutil.rmtree(directory)
+        # Moved aside first, so a deletion cut short never leaves a folder without its marker.
+        trash = directory.with_name(f".{directory.name}.deleting")
+        shutil.rmtree(trash, ignore_errors=True)
+        directory.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
     init_workspace(directory)
     (directory / MARKER).write_text("made by engage demo; deleted by the next run\n")
     return Workspace.load(directory)

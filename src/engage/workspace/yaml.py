@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
 
 from engage.errors import ConfigError, Problem
 
@@ -104,6 +105,10 @@ def parse_yaml(text: str, file: str) -> tuple[YamlFile | None, list[Problem]]:
         root = yaml.compose(text)
     except MarkedYAMLError as exc:
         return None, [_syntax_problem(file, exc)]
+    except ReaderError as exc:  # a control character: it carries a position, not a line
+        line = text.count("\n", 0, exc.position) + 1
+        what = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        return None, [Problem(file, line, f"invalid YAML: character {what} is not allowed in YAML text")]
     except YAMLError as exc:
         return None, [Problem(file, 0, f"invalid YAML: {exc}")]
     if root is None:

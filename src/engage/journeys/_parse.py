@@ -125,7 +125,10 @@ class _Parser(SegmentParser):
 
     def doc_text(self) -> str:
         """The document as read (keys and values), for its version: comments and layout do not count."""
-        return json.dumps(self.doc.data, sort_keys=True, default=str)
+        try:
+            return json.dumps(self.doc.data, sort_keys=True, default=str)
+        except TypeError:  # keys json cannot sort or write: `1:` next to `name:`, or a date
+            return json.dumps(_text_keys(self.doc.data), sort_keys=True, default=str)
 
     def journey(self, data: dict[str, Any], name: str, description: str, version: str) -> Journey | None:
         for key in ("trigger", "steps"):
@@ -505,3 +508,12 @@ def _is_zone(name: Any) -> bool:
     except (ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+def _text_keys(value: Any) -> Any:
+    """`value` with every mapping key as text, so that json can sort and write it."""
+    if isinstance(value, dict):
+        return {str(key): _text_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_text_keys(item) for item in value]
+    return value

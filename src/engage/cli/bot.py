@@ -1,17 +1,19 @@
-"""`engage bot setup|train|test|actions`: Rasa's environment, the bot's model and its evaluation, and engage's
-custom actions."""
+"""`engage bot setup|train|test|actions|serve`: Rasa's environment, the bot's model and its evaluation,
+engage's custom actions, and Rasa itself in the foreground (for a Procfile)."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import typer
 
 from engage.chat.rasa.environment import CONSTRAINTS_FILE, RASA_VERSION, rasa_environment, setup_environment
 from engage.chat.rasa.evaluation import MIN_INTENT_F1, RESULTS_DIR, evaluate_bot
+from engage.chat.rasa.processes import RasaServer
 from engage.chat.rasa.training import TRAIN_LOG, Trained, current_model, ensure_model
-from engage.cli._context import open_engage, setup_logging
+from engage.cli._context import load_workspace, open_engage, setup_logging
 from engage.cli._options import WorkspaceOption
 from engage.errors import EngageError, WorkspaceError
 from engage.web.widget import fetch_widget
@@ -86,6 +88,23 @@ def actions(
     setup_logging()
     with contextlib.closing(open_engage(workspace)) as engage:
         serve(engage, host, port)
+
+
+@bot_app.command("serve")
+def serve(
+    workspace: Path | None = WorkspaceOption,
+    host: str | None = typer.Option(None, "--host", help="Address to bind. Default: rasa.url's host."),
+    port: int | None = typer.Option(None, "--port", help="Port to listen on. Default: rasa.url's port."),
+) -> None:
+    """Run Rasa in the foreground, as `engage run` starts it (the current model, trained first if missing;
+    the endpoints file; bot/credentials.yml; the HTTP API behind rasa.token). For a Procfile or a service
+    manager: the process becomes Rasa, so signals reach it directly. The action server runs apart
+    (`engage bot actions`)."""
+    loaded = load_workspace(workspace)
+    model = _model(loaded.root, force=False)
+    rasa = RasaServer(loaded, model.path, host=host, port=port, environment=rasa_environment())
+    os.chdir(rasa.cwd)
+    os.execve(rasa.command[0], rasa.command, rasa.environ or dict(os.environ))
 
 
 def register(app: typer.Typer) -> None:

@@ -26,7 +26,13 @@ import jinja2
 
 from engage.errors import Problem
 from engage.workspace.connectors import CONNECTOR_TYPES, CONNECTORS_DIR, ParsedConnector, parse_connector
-from engage.workspace.endpoints import ENDPOINTS_FILE, ChannelsConfig, Endpoints, read_endpoints
+from engage.workspace.endpoints import (
+    ENDPOINTS_FILE,
+    ChannelsConfig,
+    Endpoints,
+    endpoints_file,
+    read_endpoints,
+)
 from engage.workspace.yaml import YamlFile, load_yaml
 
 __all__ = [
@@ -145,12 +151,14 @@ def check_workspace(
     summary holding the warnings (missing secrets of connectors no channel uses, ignored files)."""
     root = root.resolve()
     env: Mapping[str, str] = os.environ if environ is None else environ
+    name = endpoints_file(env)
     endpoints_doc, endpoints, problems = read_endpoints(root, env)
-    if endpoints_doc is None and not (root / ENDPOINTS_FILE).is_file():
-        problems = [Problem(ENDPOINTS_FILE, 0, "missing: a workspace holds endpoints.yml at its root")]
+    if endpoints_doc is None and not (root / name).is_file():
+        where = "at its root" if name == ENDPOINTS_FILE else "(ENGAGE_ENDPOINTS names it)"
+        problems = [Problem(name, 0, f"missing: a workspace holds {name} {where}")]
     ctx = CheckContext(root, env, endpoints, _used_connectors(endpoints, endpoints_doc))
     counts: dict[str, int] = {}
-    parts = [ENDPOINTS_FILE]
+    parts = [name]
     for kind in registered_kinds():
         paths = _files(root, kind.glob)
         counts[kind.glob] = len(paths)

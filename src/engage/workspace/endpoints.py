@@ -4,24 +4,30 @@ The file holds engage's own sections (validated here, unknown keys refused) next
 reads the same file with `rasa run --endpoints endpoints.yml` and ignores engage's keys). Because Rasa expands
 `${VAR}` itself and fails on anything but the plain form, only `${NAME}` is supported, and every variable
 used here must also be set where Rasa runs.
+
+`ENGAGE_ENDPOINTS` names another file of the workspace to read instead (`endpoints.production.yml`): every
+engage process and the Rasa that engage starts read that one, so a workspace in git holds both the
+development and the production settings and a host picks one from its environment.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import phonenumbers
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from engage.errors import Problem
+from engage.errors import Problem, WorkspaceError
 from engage.workspace.yaml import YamlFile, load_yaml, substitute_env, validate_model
 
 __all__ = [
     "ENDPOINTS_FILE",
+    "ENDPOINTS_ENV",
     "RASA_KEYS",
     "DatabaseConfig",
     "EventStreamConfig",
@@ -30,11 +36,14 @@ __all__ = [
     "ChannelsConfig",
     "RasaConfig",
     "Endpoints",
+    "endpoints_file",
     "read_endpoints",
     "resolve_database_url",
 ]
 
 ENDPOINTS_FILE = "endpoints.yml"
+ENDPOINTS_ENV = "ENGAGE_ENDPOINTS"
+"""Names the endpoints file to read instead of endpoints.yml, relative to the workspace root."""
 RASA_KEYS = ("action_endpoint", "tracker_store", "event_broker", "lock_store", "models", "nlg", "nlu")
 """Rasa 3.6's own top-level keys: accepted, not validated by engage."""
 
@@ -232,12 +241,30 @@ def resolve_database_url(url: str, root: Path) -> str:
     return f"{match['scheme']}:///{path}{match['query'] or ''}"
 
 
+def endpoints_file(environ: Mapping[str, str] | None = None) -> str:
+    """The endpoints file of the workspace, relative to its root: `ENGAGE_ENDPOINTS` from `environ` (default:
+    os.environ) when set, else endpoints.yml. WorkspaceError when it is not a file name inside the root."""
+    env = os.environ if environ is None else environ
+    name = env.get(ENDPOINTS_ENV, "").strip()
+    if not name:
+        return ENDPOINTS_FILE
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts or name.endswith("/"):
+        raise WorkspaceError(
+            f"{ENDPOINTS_ENV}={name}: name a file of the workspace relative to its root, "
+            "e.g. endpoints.production.yml"
+        )
+    return path.as_posix()
+
+
 def read_endpoints(
     root: Path, environ: Mapping[str, str] | None = None
 ) -> tuple[YamlFile | None, Endpoints | None, list[Problem]]:
-    """Load `root/endpoints.yml`: the parsed document (for lines), the validated settings with `${VAR}`
-    substituted and the SQLite path made absolute, and every problem found (settings are None if any)."""
-    doc, problems = load_yaml(root / ENDPOINTS_FILE, ENDPOINTS_FILE)
+    """Load the workspace's endpoints file (`endpoints_file`): the parsed document (for lines), the validated
+    settings with `${VAR}` substituted and the SQLite path made absolute, and every problem found (settings
+    are None if any)."""
+    name = endpoints_file(environ)
+    doc, problems = load_yaml(root / name, name)
     if doc is None:
         return None, None, problems
     if doc.data is not None and not isinstance(doc.data, dict):

@@ -11,22 +11,34 @@ from pathlib import Path
 
 from engage.errors import ConfigError, WorkspaceError
 from engage.workspace.connectors import ConnectorConfig, load_connector
-from engage.workspace.endpoints import ENDPOINTS_FILE, Endpoints, read_endpoints
+from engage.workspace.endpoints import (
+    ENDPOINTS_ENV,
+    ENDPOINTS_FILE,
+    Endpoints,
+    endpoints_file,
+    read_endpoints,
+)
 
 __all__ = ["Workspace", "find_workspace", "init_workspace", "example_workspace"]
 
 VAR_DIR = "var"
 _SECRET_FILE = "secret.key"
 _NEVER_COPIED = frozenset({VAR_DIR, "__pycache__", ".rasa"})
-_GITIGNORE = "# Written by engage at run time; not content.\nvar/\nbot/models/\nbot/.rasa/\n__pycache__/\n"
+_GITIGNORE = (
+    "# Written by engage at run time; not content.\nvar/\nbot/models/\nbot/.rasa/\n__pycache__/\n"
+    "# A host's own settings and secrets (see .env.example).\n.env\n"
+)
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """A loaded workspace: its absolute root and its validated endpoints.yml."""
+    """A loaded workspace: its absolute root and its validated endpoints file (endpoints.yml, or the one
+    `ENGAGE_ENDPOINTS` names)."""
 
     root: Path
     endpoints: Endpoints
+    endpoints_file: str = ENDPOINTS_FILE
+    """The file `endpoints` was read from, relative to `root`; Rasa started by engage reads it too."""
 
     @classmethod
     def load(cls, root: Path, environ: Mapping[str, str] | None = None) -> Workspace:
@@ -34,12 +46,17 @@ class Workspace:
 
         `${VAR}` come from `environ` (default: os.environ)."""
         root = root.resolve()
-        if not (root / ENDPOINTS_FILE).is_file():
-            raise WorkspaceError(f"{root} is not an engage workspace: it has no {ENDPOINTS_FILE}")
+        name = endpoints_file(environ)
+        if not (root / name).is_file():
+            raise WorkspaceError(f"{root} is not an engage workspace: it has no {_named(name)}")
         _, endpoints, problems = read_endpoints(root, environ)
         if endpoints is None:
             raise ConfigError(problems)
-        return cls(root, endpoints)
+        return cls(root, endpoints, name)
+
+    @property
+    def endpoints_path(self) -> Path:
+        return self.root / self.endpoints_file
 
     @property
     def var_dir(self) -> Path:
@@ -72,26 +89,32 @@ class Workspace:
 
 
 def find_workspace(explicit: Path | None = None, start: Path | None = None) -> Path:
-    """The workspace root: `explicit` (from --workspace or ENGAGE_WORKSPACE) if given, which must hold
-    endpoints.yml; otherwise the first folder holding endpoints.yml from `start` (default: the current
-    folder) up."""
+    """The workspace root: `explicit` (from --workspace or ENGAGE_WORKSPACE) if given, which must hold the
+    endpoints file (endpoints.yml, or the one ENGAGE_ENDPOINTS names); otherwise the first folder holding it
+    from `start` (default: the current folder) up."""
+    name = endpoints_file()
     if explicit is not None:
         root = explicit.expanduser().resolve()
         if not root.is_dir():
             raise WorkspaceError(f"workspace {explicit} does not exist or is not a folder")
-        if not (root / ENDPOINTS_FILE).is_file():
+        if not (root / name).is_file():
             raise WorkspaceError(
-                f"workspace {explicit} has no {ENDPOINTS_FILE}; create a workspace with `engage init DIR`"
+                f"workspace {explicit} has no {_named(name)}; create a workspace with `engage init DIR`"
             )
         return root
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / ENDPOINTS_FILE).is_file():
+        if (folder / name).is_file():
             return folder
     raise WorkspaceError(
-        f"no engage workspace: no {ENDPOINTS_FILE} in {here} or any folder above it; "
+        f"no engage workspace: no {_named(name)} in {here} or any folder above it; "
         "pass --workspace DIR, set ENGAGE_WORKSPACE, or create one with `engage init DIR`"
     )
+
+
+def _named(name: str) -> str:
+    """The endpoints file in a message, saying where a name other than endpoints.yml came from."""
+    return name if name == ENDPOINTS_FILE else f"{name} (from {ENDPOINTS_ENV})"
 
 
 def example_workspace() -> Path:

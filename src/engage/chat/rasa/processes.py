@@ -144,8 +144,9 @@ class ServiceProcess:
 
 
 class RasaServer(ServiceProcess):
-    """`rasa run` on the workspace's endpoints.yml and `bot/credentials.yml` with `model`, its HTTP API
-    enabled behind the token; host, port and token default to endpoints.yml's `rasa:` section."""
+    """`rasa run` on the workspace's endpoints file (endpoints.yml, or the one ENGAGE_ENDPOINTS names) and
+    `bot/credentials.yml` with `model`, its HTTP API enabled behind the token; host, port and token default
+    to the endpoints file's `rasa:` section."""
 
     name = "Rasa"
 
@@ -169,7 +170,7 @@ class RasaServer(ServiceProcess):
         credentials = root / "bot" / "credentials.yml"
         command = environment.command(
             "run", "--enable-api", "--auth-token", self.token, "-i", self.host, "-p", str(self.port),
-            "--endpoints", str(root / "endpoints.yml"), "--model", str(model), "--cors", "*",
+            "--endpoints", str(workspace.endpoints_path), "--model", str(model), "--cors", "*",
             *(["--credentials", str(credentials)] if credentials.is_file() else []),
         )  # fmt: skip
         (root / "var").mkdir(exist_ok=True)  # Rasa's SQLite files live there; Rasa does not create it

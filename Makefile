@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 		echo "error: Python 3.11 not found; install it or run make PYTHON311=/path/to/python3.11" >&2; exit 1; fi
 	@echo "creating $(VENV) with $(PYTHON311)"
 	@test -x $(VENV)/bin/python || "$(PYTHON311)" -m venv $(VENV)
-	@$(VENV)/bin/python -m pip install $(PIP_QUIET) -e '.[test]' 2> >(grep -v "^WARNING: Location" >&2)
+	@$(VENV)/bin/python -m pip install $(PIP_QUIET) -e '.[test,production]' 2> >(grep -v "^WARNING: Location" >&2)
 	@touch $@
 
 demo: $(STAMP) $(RASA_STAMP)

@@ -16,6 +16,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Scope
 
 from engage import __version__
 from engage.bootstrap import Engage
@@ -29,6 +30,7 @@ from engage.web.chat import chat_router
 from engage.web.hooks import hooks_router
 from engage.web.journeys import journeys_router
 from engage.web.links import links_router
+from engage.web.ratelimit import RateLimitMiddleware, RateLimits
 from engage.web.recommendations import recommendations_router
 from engage.web.segments import segments_router
 
@@ -82,6 +84,15 @@ def create_app(engage: Engage) -> FastAPI:
     app.state.engage = engage
     endpoints = engage.workspace.endpoints
     write_keys = WriteKeys(endpoints.ingest.write_keys)
+
+    def valid_write_key(scope: Scope) -> str | None:
+        key = write_keys.from_request(Request(scope))
+        return key if write_keys.valid(key) else None
+
+    # Checked before anything reads the body: a refused request stores nothing. Tests reach the buckets
+    # (and their clock) through app.state.rate_limits.
+    app.state.rate_limits = RateLimits(endpoints.rate_limits, valid_write_key)
+    app.add_middleware(RateLimitMiddleware, limits=app.state.rate_limits)
     ingestor = engage.ingestor
     # On SQLite ingestion runs on one thread per process: appends are serialised anyway, and threads
     # parsing JSON would hold the GIL while the one inside SQLite waits to take it back after every row.

@@ -35,6 +35,8 @@ __all__ = [
     "ProfilesConfig",
     "ChannelsConfig",
     "RasaConfig",
+    "RateLimit",
+    "RateLimitsConfig",
     "Endpoints",
     "endpoints_file",
     "read_endpoints",
@@ -49,6 +51,8 @@ RASA_KEYS = ("action_endpoint", "tracker_store", "event_broker", "lock_store", "
 
 _SQLITE = re.compile(r"(?P<scheme>sqlite(?:\+\w+)?):///(?P<path>[^?]*)(?P<query>\?.*)?")
 _CONNECTOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_RATE = re.compile(r"\s*(?P<count>\d+(?:\.\d+)?)\s*/\s*(?P<unit>s|sec|second|m|min|minute|h|hour)\s*")
+_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 
 
 class _Section(BaseModel):
@@ -183,6 +187,56 @@ class RasaConfig(_Section):
         return _port(self.url)
 
 
+class RateLimit(_Section):
+    """A token bucket: `rate` requests refill it (`N/s`, `N/min`, `N/h`), `burst` is how many it holds."""
+
+    rate: str
+    burst: int | None = Field(default=None, ge=1)
+    """Defaults to the count of `rate` (at least 1): `10/min` lets 10 through at once, then one every 6 s."""
+
+    @field_validator("rate")
+    @classmethod
+    def _rate(cls, rate: str) -> str:
+        match = _RATE.fullmatch(rate)
+        if match is None or float(match["count"]) <= 0:
+            raise ValueError(f"'{rate}' is not a rate: write a positive count per unit, e.g. 100/s or 10/min")
+        return f"{match['count']}/{match['unit']}"
+
+    @property
+    def per_second(self) -> float:
+        count, _, unit = self.rate.partition("/")
+        return float(count) / _SECONDS[unit]
+
+    @property
+    def capacity(self) -> int:
+        return self.burst if self.burst is not None else max(1, int(float(self.rate.partition("/")[0])))
+
+
+class RateLimitsConfig(_Section):
+    """Requests each client may make to the public endpoints, per API process. Ingestion counts per write
+    key (a request without a valid one counts against its IP address); the others per IP address."""
+
+    enabled: bool = True
+    ingest: RateLimit = RateLimit(rate="1000/s", burst=5000)
+    """/v1/track, /v1/identify, /v1/page, /v1/screen, /v1/alias, /v1/group, /v1/batch, /v1/import."""
+    webhooks: RateLimit = RateLimit(rate="200/s", burst=1000)
+    """/hooks/*: SendGrid's and Twilio's callbacks."""
+    links: RateLimit = RateLimit(rate="50/s", burst=500)
+    """/c/, /o/, /u/, /r/: tracked clicks, the open pixel, unsubscribing."""
+    chat: RateLimit = RateLimit(rate="20/s", burst=100)
+    """/chat and its widget."""
+    login: RateLimit = RateLimit(rate="10/min", burst=10)
+    """POST /admin/login."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_limits(cls, data: Any) -> Any:
+        """An empty limit (`links:`) means its default."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if value is not None}
+        return data
+
+
 class Endpoints(BaseModel):
     """The validated contents of endpoints.yml; every section has defaults except `ingest.write_keys`."""
 
@@ -200,6 +254,7 @@ class Endpoints(BaseModel):
     profiles: ProfilesConfig = ProfilesConfig()
     channels: ChannelsConfig = ChannelsConfig()
     rasa: RasaConfig = RasaConfig()
+    rate_limits: RateLimitsConfig = RateLimitsConfig()
 
     action_endpoint: dict[str, Any] | None = None
     tracker_store: dict[str, Any] | None = None
@@ -216,7 +271,7 @@ class Endpoints(BaseModel):
         if not isinstance(data, dict):
             return data
         data = dict(data)
-        for key in ("database", "event_stream", "ingest", "profiles", "channels", "rasa"):
+        for key in ("database", "event_stream", "ingest", "profiles", "channels", "rasa", "rate_limits"):
             if data.get(key) is None:
                 data[key] = {}
         return data

@@ -6,6 +6,7 @@ import logging
 import os
 from pathlib import Path
 
+from engage import logmask
 from engage.bootstrap import Engage, bootstrap
 from engage.workspace import Workspace, find_workspace
 
@@ -25,3 +26,5 @@ def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("pika", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Customers' addresses and phone numbers are masked in every line (uvicorn's loggers included).
+    logmask.install()

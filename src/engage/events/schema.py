@@ -149,6 +149,7 @@ def parse_event(
     """Validate one raw call. `call_type` is the endpoint's type (`/v1/track` → track) for single calls."""
     if not isinstance(raw, dict):
         raise InvalidEvent("", "an event must be a JSON object")
+    _refuse_nul(raw, "")
     if call_type is not None:
         if raw.get("type", call_type) != call_type:
             raise InvalidEvent("type", f"must be {call_type!r} on /v1/{call_type}")
@@ -191,6 +192,22 @@ def parse_event(
         traits=traits,
         context=call.context,
     )
+
+
+def _refuse_nul(value: Any, field: str) -> None:
+    """Refuse NUL (\\u0000) in a key or a text: PostgreSQL cannot store it (it was a 500 there)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise InvalidEvent(field, "contains a NUL character (\\u0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{field}.{key}" if field else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                raise InvalidEvent(path, "contains a NUL character (\\u0000) in its name")
+            _refuse_nul(item, path)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _refuse_nul(item, f"{field}[{index}]")
 
 
 def _trait_keys(traits: dict[str, Any]) -> set[str]:

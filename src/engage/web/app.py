@@ -12,10 +12,11 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import orjson
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from engage import __version__
@@ -24,6 +25,7 @@ from engage.events.ingest import IngestResult, PayloadTooLarge
 from engage.events.schema import InvalidEvent
 from engage.profiles import profile_view
 from engage.recommend.service import NoModelError
+from engage.web._responses import TEXT, json_errors
 from engage.web.admin import admin_router
 from engage.web.auth import WriteKeys
 from engage.web.chat import chat_router
@@ -37,6 +39,7 @@ from engage.web.segments import segments_router
 __all__ = ["create_app"]
 
 SINGLE_CALLS = ("track", "identify", "page", "screen", "alias", "group")
+INGEST_ERRORS = json_errors(400, 401, 413)
 
 
 def _json(content: Any, status_code: int = 200) -> Response:
@@ -111,12 +114,12 @@ def create_app(engage: Engage) -> FastAPI:
     async def _no_model(_request: Request, exc: NoModelError) -> Response:
         return _error(503, str(exc))
 
-    @app.exception_handler(HTTPException)
-    async def _http(_request: Request, exc: HTTPException) -> Response:
+    @app.exception_handler(StarletteHTTPException)  # also FastAPI's own, e.g. a body that does not parse
+    async def _http(_request: Request, exc: StarletteHTTPException) -> Response:
         return JSONResponse({"success": False, "error": exc.detail}, exc.status_code, headers=exc.headers)
 
-    @app.post("/v1/batch")
-    @app.post("/v1/import")
+    @app.post("/v1/batch", responses=INGEST_ERRORS)
+    @app.post("/v1/import", responses=INGEST_ERRORS)
     async def batch(request: Request) -> Response:
         # Segment also accepts the write key inside the body, so an unauthorised header is not yet a 401.
         authorized = write_keys.valid(write_keys.from_request(request))
@@ -149,10 +152,10 @@ def create_app(engage: Engage) -> FastAPI:
         return endpoint
 
     for call_type in SINGLE_CALLS:
-        app.add_api_route(f"/v1/{call_type}", _single(call_type), methods=["POST"])
+        app.add_api_route(f"/v1/{call_type}", _single(call_type), methods=["POST"], responses=INGEST_ERRORS)
 
-    @app.get("/v1/profiles/{identifier}")
-    async def get_profile(identifier: str, request: Request) -> Response:
+    @app.get("/v1/profiles/{identifier}", responses=json_errors(401, 404))
+    async def get_profile(request: Request, identifier: str = Path(pattern=TEXT)) -> Response:
         write_keys.require(request)
 
         def read() -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from engage.connectors import TWILIO_STATUS_PATH
 from engage.connectors import sendgrid as sendgrid_hook
 from engage.connectors import twilio as twilio_hook
 from engage.errors import EngageError
+from engage.web._responses import text_errors
 
 __all__ = ["hooks_router", "TWILIO_SMS_PATH", "SENDGRID_EVENTS_PATH"]
 
@@ -35,7 +36,7 @@ def hooks_router(engage: Engage) -> APIRouter:
     def refuse(status: int, message: str) -> Response:
         return Response(message + "\n", status_code=status, media_type="text/plain")
 
-    @router.post(SENDGRID_EVENTS_PATH)
+    @router.post(SENDGRID_EVENTS_PATH, status_code=204, responses=text_errors(400, 403, 404, 413, 503))
     async def sendgrid_events(request: Request) -> Response:
         try:
             config = messaging.connectors.sendgrid()
@@ -78,7 +79,7 @@ def hooks_router(engage: Engage) -> APIRouter:
             return refuse(403, "the signature does not match")
         return form
 
-    @router.post(TWILIO_STATUS_PATH)
+    @router.post(TWILIO_STATUS_PATH, status_code=204, responses=text_errors(400, 403, 404, 413, 503))
     async def twilio_status(request: Request) -> Response:
         form = await twilio_form(request)
         if isinstance(form, Response):
@@ -90,7 +91,12 @@ def hooks_router(engage: Engage) -> APIRouter:
         await run_in_threadpool(messaging.feedback.sms_status, status, request.query_params.get("send_id"))
         return Response(status_code=204)
 
-    @router.post(TWILIO_SMS_PATH)
+    @router.post(
+        TWILIO_SMS_PATH,
+        response_class=Response,
+        responses={200: {"description": "TwiML", "content": {"text/xml": {"schema": {"type": "string"}}}}}
+        | text_errors(400, 403, 404, 413, 503),
+    )
     async def twilio_sms(request: Request) -> Response:
         form = await twilio_form(request)
         if isinstance(form, Response):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from engage.bootstrap import Engage
 from engage.journeys.runtime import UnknownJourney
+from engage.web._responses import json_errors
 from engage.web.auth import WriteKeys
 
 __all__ = ["journeys_router"]
@@ -20,7 +21,7 @@ def journeys_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
     def authorized(request: Request) -> None:
         write_keys.require(request)
 
-    router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=json_errors(401))
 
     @router.get("/journeys")
     def list_journeys() -> dict[str, Any]:
@@ -41,7 +42,7 @@ def journeys_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
             ]
         }
 
-    @router.get("/journeys/{name}/stats")
+    @router.get("/journeys/{name}/stats", responses=json_errors(404))
     def journey_stats(name: str) -> dict[str, Any]:
         """Entered, where they wait, exits by reason, sends by status, goal conversions and the holdout."""
         try:

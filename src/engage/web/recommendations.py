@@ -11,17 +11,20 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from engage.bootstrap import Engage
 from engage.recommend.offers import Offer
 from engage.recommend.service import Filters, Recommendations
+from engage.web._responses import TEXT, json_errors
 from engage.web.auth import WriteKeys
 
 __all__ = ["recommendations_router"]
 
 MAX_N = 100
+MAX_WINDOW_HOURS = 366 * 24  # a year: a longer one overflowed the date arithmetic (a 500)
 UseCase = Literal["for_you", "popular", "trending", "repurchase", "cart", "offer"]
 Channel = Literal["web", "email", "sms", "chat"]  # where the answer is shown (its exposure's channel)
 
@@ -49,8 +52,8 @@ async def _filters(
 
 
 class RankRequest(BaseModel):
-    user_id: str | None = None
-    items: list[str] = Field(min_length=1, max_length=1000)
+    user_id: str | None = Field(None, min_length=1, pattern=TEXT)
+    items: list[Annotated[str, Field(pattern=TEXT)]] = Field(min_length=1, max_length=1000)
     channel: Channel = "web"
 
 
@@ -97,16 +100,18 @@ def recommendations_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
     async def authorized(request: Request) -> None:  # on the event loop: no thread for a comparison
         write_keys.require(request)
 
-    router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=json_errors(401, 503))
     recommender = engage.recommend.recommender
 
     @router.get("/recommendations/{user_id}", response_model=RecommendationsView)
     def recommendations(
-        user_id: str,
+        user_id: str = Path(pattern=TEXT),
         use_case: UseCase = "for_you",
         n: int = Query(10, ge=1, le=MAX_N),
         items: Annotated[list[str] | None, Query(description="The cart's items (use_case=cart).")] = None,
-        window_hours: float = Query(24, gt=0, description="The trending window (use_case=trending)."),
+        window_hours: float = Query(
+            24, gt=0, le=MAX_WINDOW_HOURS, description="The trending window (use_case=trending)."
+        ),
         channel: Channel = "web",
         filters: Filters = Depends(_filters),
     ) -> Response:
@@ -122,20 +127,21 @@ def recommendations_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
         if use_case == "offer":
             return _view(recommender.offer(user_id, n, channel=channel), recommender.offers)
         if not items:
-            raise HTTPException(422, "use_case=cart needs the cart's items: items=ID&items=ID")
+            message = "use_case=cart needs the cart's items: items=ID&items=ID"
+            raise RequestValidationError([{"type": "missing", "loc": ("query", "items"), "msg": message}])
         return _view(recommender.cart(items, n, filters, user=user_id, channel=channel))
 
     @router.get("/related/{item_id}", response_model=RecommendationsView)
     def related(
-        item_id: str,
+        item_id: str = Path(pattern=TEXT),
         n: int = Query(10, ge=1, le=MAX_N),
-        user_id: str | None = None,
+        user_id: str | None = Query(None, min_length=1, pattern=TEXT),
         channel: Channel = "web",
         filters: Filters = Depends(_filters),
     ) -> Response:
         return _view(recommender.related(item_id, n, filters, user=user_id, channel=channel))
 
-    @router.post("/rank", response_model=RecommendationsView)
+    @router.post("/rank", response_model=RecommendationsView, responses=json_errors(400))
     def rank(body: RankRequest) -> Response:
         return _view(recommender.rank(body.user_id, body.items, channel=body.channel))
 

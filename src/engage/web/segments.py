@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from engage.bootstrap import Engage
 from engage.profiles import find_profile_id
 from engage.segments import queries
+from engage.web._responses import TEXT, json_errors
 from engage.web.auth import WriteKeys
 
 __all__ = ["segments_router"]
@@ -24,7 +25,7 @@ def segments_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
     def authorized(request: Request) -> None:
         write_keys.require(request)
 
-    router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)])
+    router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=json_errors(401))
     defined = engage.segments.engine.segments
 
     @router.get("/segments")
@@ -43,11 +44,11 @@ def segments_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
             ]
         }
 
-    @router.get("/segments/{name}/members")
+    @router.get("/segments/{name}/members", responses=json_errors(404))
     def segment_members(
         name: str,
         limit: int = Query(100, ge=1, le=MAX_PAGE, description="Members per page."),
-        after: str | None = Query(None, description="The `next` cursor of the previous page."),
+        after: str | None = Query(None, pattern=TEXT, description="The `next` cursor of the previous page."),
     ) -> dict[str, Any]:
         """Current members in profile id order; `next` is the cursor of the following page (null on the
         last). Members who enter or exit between requests never shift the others between pages."""
@@ -64,8 +65,8 @@ def segments_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
             "next": page[-1].profile_id if more else None,
         }
 
-    @router.get("/profiles/{identifier}/segments")
-    def profile_segments(identifier: str) -> dict[str, Any]:
+    @router.get("/profiles/{identifier}/segments", responses=json_errors(404))
+    def profile_segments(identifier: str = Path(pattern=TEXT)) -> dict[str, Any]:
         """The segments a user id or anonymous id is in now, and every stay (current ones included),
         the latest entered first."""
         with engage.database.read() as connection:

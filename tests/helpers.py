@@ -5,12 +5,13 @@ from __future__ import annotations
 import textwrap
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from engage.bootstrap import Engage
 from engage.events.consumers import offset_of
+from engage.events.log import LoggedEvent
 from engage.segments import SEGMENTS_DIR
 
 
@@ -31,6 +32,12 @@ def wait_until(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
             return found
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def logged(engage: Engage) -> list[LoggedEvent]:
+    """Every event in the log, read from the database. (`log.read` serves this process's recent events from
+    memory and stops at the first one it did not append, so it can return fewer than the log holds.)"""
+    return [event for page in engage.log.since(datetime.min.replace(tzinfo=UTC)) for event in page]
 
 
 def settled(engage: Engage) -> None:

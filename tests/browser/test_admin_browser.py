@@ -27,7 +27,7 @@ from engage.demo.server import LocalServer
 from engage.web.admin import PASSWORD_VARIABLE
 from engage.workspace import Workspace, init_workspace
 from tests.browser import screenshot
-from tests.helpers import settled, wait_for
+from tests.helpers import logged, settled, wait_for
 
 PASSWORD = "operator secret"
 SHOPPERS = ["ann", "bob", "cy", "dee", "eve", "fay"]
@@ -165,7 +165,7 @@ def test_the_overview_after_logging_in(page: Any, shop: LiveShop) -> None:
     events = shop.scalar("SELECT count(*) FROM event_log")
     assert figure(page, "events-total") == events
     window = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=59)
-    recent = sum(1 for event in shop.engage.log.read(0, limit=100_000) if event.received_at >= window)
+    recent = sum(1 for event in logged(shop.engage) if event.received_at >= window)
     assert figure(page, "events-last-hour") == recent > 0
     assert page.locator("svg.chart rect").count() >= 60  # a bar per minute
     for journey in ("signup_welcome", "abandoned_cart", "browse_abandonment", "post_purchase"):
@@ -238,7 +238,7 @@ def test_messages_searched_and_one_shown_as_sent(page: Any, shop: LiveShop) -> N
 
 def test_recommendations_click_through(page: Any, shop: LiveShop) -> None:
     log_in(page, shop.url, "/admin/recommendations")
-    log = shop.engage.log.read(0, limit=100_000)
+    log = logged(shop.engage)
     shown = [event for event in log if event.event == "RecommendationShown"]
     clicked = [event for event in log if event.event == "RecommendationClicked"]
     assert {event.channel for event in clicked} == {"email", "chat"}  # ann's email click, cy's card
@@ -267,7 +267,7 @@ def test_a_conversation_with_the_bot(page: Any, shop: LiveShop) -> None:
     shown = [item.split(" (")[0] for item in page.get_by_test_id("shown-item").all_inner_texts()]
     (listed,) = [
         event
-        for event in shop.engage.log.read(0, limit=100_000)
+        for event in logged(shop.engage)
         if event.event == "RecommendationShown" and event.channel == "chat"
     ]
     assert shown == [shop.engage.recommend.catalog[item].name for item in listed.properties["items"]]

@@ -28,7 +28,7 @@ from engage.chat.rasa import ActionServerProcess, RasaServer
 from engage.demo.server import LocalServer
 from engage.workspace import Workspace
 from tests.browser import screenshot
-from tests.helpers import identify, send, track, wait_until
+from tests.helpers import identify, logged, send, track, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # the session's first Rasa test trains the bot
 
@@ -54,7 +54,7 @@ class Site:
         return "\n".join(found[-15:]) or "(nothing)"
 
     def events(self, name: str) -> list[Any]:
-        return [event for event in self.engage.log.read(0, limit=1_000_000) if event.event == name]
+        return [event for event in logged(self.engage) if event.event == name]
 
     def profile_of(self, user_id: str) -> str:
         return self.engage.chat.shop.shopper(user_id, {"user_id": user_id}).recipient.profile_id

@@ -29,7 +29,7 @@ from engage.testing.providers import FakeTwilio
 from engage.workspace import Workspace
 from tests.chat.conftest import bot_workspace_at, say
 from tests.conftest import RABBITMQ_URL, require_rabbitmq
-from tests.helpers import identify, send, settled, track, wait_until
+from tests.helpers import identify, logged, send, settled, track, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ class Shop:
         return next(product for product in self.engage.recommend.catalog if product.name == title)
 
     def events(self, name: str, channel: str | None = None) -> list[Any]:
-        found = [event for event in self.engage.log.read(0, limit=1_000_000) if event.event == name]
+        found = [event for event in logged(self.engage) if event.event == name]
         return [event for event in found if channel is None or event.channel == channel]
 
     def texts_to(self, phone: str) -> list[str]:
@@ -276,7 +276,7 @@ def test_chat_turns_come_back_through_rabbitmq_with_rasa_s_pika_broker(
 
             def both_turns() -> list[Any]:
                 turns = [
-                    e for e in engage.log.read(0, limit=10_000)
+                    e for e in logged(engage)
                     if e.event in ("ChatMessage", "ChatReplied") and e.user_id == "rabbit-visitor"
                 ]  # fmt: skip
                 return turns if {turn.event for turn in turns} == {"ChatMessage", "ChatReplied"} else []

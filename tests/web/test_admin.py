@@ -28,7 +28,7 @@ from engage.web import create_app
 from engage.web.admin import PASSWORD_VARIABLE
 from engage.web.admin.session import COOKIE
 from tests.conftest import MakeWorkspace
-from tests.helpers import Clock, track
+from tests.helpers import Clock, logged, track
 from tests.journeys.conftest import MONDAY_NOON_IN_NEW_YORK, Shop, customer, open_shop
 
 PASSWORD = "correct horse battery staple"
@@ -394,7 +394,7 @@ def test_recommendations_show_click_through_and_the_stored_evaluations(
     client, shop = dashboard
     engage = shop.engage
     page = client.get("/admin/recommendations").text
-    log = engage.log.read(0, limit=100_000)
+    log = logged(engage)
     exposures = {e.properties["recommendation_id"]: e for e in log if e.event == "RecommendationShown"}
     expected: dict[str, list[int]] = {}
     for event in exposures.values():

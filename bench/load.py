@@ -1,0 +1,388 @@
+"""Sustained load in production mode: 2 `engage serve` and 2 `engage worker` processes on PostgreSQL and
+RabbitMQ, storefront traffic over HTTP at a fixed rate for a fixed time, journeys sending to the fake
+SendGrid in its own process. Loopback only, bounded in time.
+
+What it reports:
+- events/s offered and accepted, and whether the rate held (the generator never fell behind its schedule
+  by more than a second);
+- ingest latency per `/v1/batch` request (p50, p99), against the same server's `/healthz` round trip
+  measured in the same run (the floor of an HTTP request here);
+- end-to-end lag from a probe's ProductAdded accepted to its `SegmentEntered users_with_cart` in the log;
+- nothing lost: events accepted = events in the log = events every consumer handled (each consumer's
+  offset reached the last event of every partition, no dead letters, profiles counted each event once);
+- messages: welcome emails engage recorded as sent = deliveries at the fake SendGrid, none twice.
+
+    .venv/bin/python bench/load.py [--minutes 10] [--rate 3000] [--batch 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import shutil
+import signal
+import tempfile
+import threading
+import time
+import uuid
+from base64 import b64encode
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from ingest import _engage, cpu_seconds, free_port, postgres_database, wait_healthy
+from send import configure
+from sqlalchemy import text
+
+from engage.events.stream.base import partition_of
+from engage.store import Database
+from engage.testing.control import FakeControl
+from engage.testing.process import start_process
+from engage.workspace import Workspace, init_workspace
+
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+PARTITIONS = 8
+CONSUMERS = ("profiles", "segments", "recommend", "journeys", "chat")
+SIGNUP_EVERY = 400  # one new customer (identify + UserSignedUp: a welcome email) per this many events
+
+
+def workspace(root: Path, database_url: str, exchange: str, sendgrid_url: str, twilio_url: str) -> Workspace:
+    init_workspace(root)
+    endpoints = root / "endpoints.yml"
+    content = endpoints.read_text()
+    content = content.replace("url: sqlite:///var/engage.db", f"url: {database_url}\n  pool_size: 10")
+    content = content.replace("type: inprocess", f"type: rabbitmq\n  url: {RABBITMQ_URL}")
+    content = content.replace("exchange: engage.events", f"exchange: {exchange}")
+    endpoints.write_text(content.replace("  pool_size: 5\n", "", 1))
+    configure(root, sendgrid_url, twilio_url)
+    for journey in (root / "journeys").glob("*.yml"):
+        if journey.stem != "signup_welcome":  # the others wait hours or days: nothing to see in minutes
+            journey.unlink()
+    return Workspace.load(root)
+
+
+class Traffic:
+    """Batches of Segment calls: product views and adds of known shoppers, now and then a signup."""
+
+    def __init__(self, batch: int, users: int = 20_000):
+        self.batch = batch
+        self.users = users
+        self.sequence = 0
+        self.signups = 0
+
+    def next_batch(self) -> bytes:
+        now = datetime.now(UTC).isoformat()
+        calls = []
+        for _ in range(self.batch):
+            n = self.sequence
+            self.sequence += 1
+            if n % SIGNUP_EVERY == 0:
+                self.signups += 1
+                user = f"new-{self.signups}"
+                calls.append(
+                    {
+                        "type": "identify",
+                        "userId": user,
+                        "messageId": f"i{n}",
+                        "timestamp": now,
+                        "traits": {"email": f"{user}@shop.example"},
+                    }
+                )
+                calls.append(
+                    {
+                        "type": "track",
+                        "event": "UserSignedUp",
+                        "userId": user,
+                        "messageId": f"s{n}",
+                        "timestamp": now,
+                    }
+                )
+                continue
+            event = "ProductAdded" if n % 12 == 0 else "ProductViewed"
+            calls.append(
+                {
+                    "type": "track",
+                    "event": event,
+                    "userId": f"shopper-{n % self.users}",
+                    "messageId": f"e{n}",
+                    "timestamp": now,
+                    "properties": {"product_id": f"p{n % 2500}", "price": 19.99},
+                }
+            )
+        return orjson.dumps({"batch": calls})
+
+
+class Load:
+    """Open loop: one batch every `batch / rate` seconds, whatever the answers, from `clients` keep-alive
+    connections spread over the API processes."""
+
+    def __init__(self, ports: list[int], write_key: str, rate: float, batch: int, clients: int = 16):
+        self.ports = ports
+        self.auth = "Basic " + b64encode(f"{write_key}:".encode()).decode()
+        self.interval = batch / rate
+        self.traffic = Traffic(batch)
+        self.clients = clients
+        self.lock = threading.Lock()
+        self.latencies: list[float] = []
+        self.accepted = 0
+        self.failed: Counter[str] = Counter()
+        self.lag_behind = 0.0
+        self.next_due = 0.0
+        self.stop_at = 0.0
+
+    def run(self, seconds: float) -> None:
+        self.next_due = time.perf_counter()
+        self.stop_at = self.next_due + seconds
+        threads = [
+            threading.Thread(target=self._client, args=(self.ports[n % len(self.ports)],))
+            for n in range(self.clients)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _client(self, port: int) -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while True:
+            with self.lock:
+                due = self.next_due
+                if due >= self.stop_at:
+                    return
+                self.next_due += self.interval
+                body = self.traffic.next_batch()
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            else:
+                with self.lock:
+                    self.lag_behind = max(self.lag_behind, -wait)
+            began = time.perf_counter()
+            try:
+                connection.request(
+                    "POST",
+                    "/v1/batch",
+                    body=body,
+                    headers={"Authorization": self.auth, "Content-Type": "application/json"},
+                )
+                response = connection.getresponse()
+                payload = orjson.loads(response.read())
+            except (OSError, http.client.HTTPException) as exc:
+                with self.lock:
+                    self.failed[type(exc).__name__] += 1
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                continue
+            elapsed = time.perf_counter() - began
+            with self.lock:
+                if response.status == 200:
+                    self.accepted += payload["accepted"]
+                    self.latencies.append(elapsed)
+                else:
+                    self.failed[str(response.status)] += 1
+
+
+def probe_lags(
+    port: int, write_key: str, database: Database, stop: threading.Event, lags: list[float]
+) -> None:
+    """Every 2 s a new shopper with an email adds to the cart (`users_with_cart`); the lag is from the
+    batch's 200 to their SegmentEntered in the log."""
+    auth = "Basic " + b64encode(f"{write_key}:".encode()).decode()
+    number = 0
+    while not stop.wait(2.0):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)  # the API closes idle ones
+        number += 1
+        user = f"probe-{uuid.uuid4().hex[:8]}-{number}"
+        body = orjson.dumps(
+            {
+                "batch": [
+                    {
+                        "type": "identify",
+                        "userId": user,
+                        "messageId": f"probe-i-{user}",
+                        "traits": {"email": f"{user}@shop.example"},
+                    },
+                    {
+                        "type": "track",
+                        "event": "ProductAdded",
+                        "userId": user,
+                        "messageId": f"probe-{user}",
+                        "properties": {"product_id": "p1", "price": 5},
+                    },
+                ]
+            }
+        )
+        connection.request(
+            "POST",
+            "/v1/batch",
+            body=body,
+            headers={"Authorization": auth, "Content-Type": "application/json"},
+        )
+        connection.getresponse().read()
+        accepted = time.perf_counter()
+        deadline = accepted + 30
+        while time.perf_counter() < deadline:
+            with database.read() as db:
+                found = db.execute(
+                    text(
+                        "SELECT 1 FROM event_log WHERE user_id = :user AND event = 'SegmentEntered' "
+                        "AND CAST(properties AS TEXT) LIKE '%users_with_cart%'"
+                    ),
+                    {"user": user},
+                ).first()
+            if found:
+                lags.append(time.perf_counter() - accepted)
+                break
+            time.sleep(0.005)
+
+
+def health_round_trips(port: int, count: int = 200) -> list[float]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    times = []
+    for _ in range(count):
+        began = time.perf_counter()
+        connection.request("GET", "/healthz")
+        connection.getresponse().read()
+        times.append(time.perf_counter() - began)
+        time.sleep(0.005)
+    return times
+
+
+def consumers_caught_up(database: Database) -> tuple[bool, int, int]:
+    """Whether every consumer's offset reached the last event of every partition; the log's size; and
+    the dead letters."""
+    with database.read() as db:
+        last: dict[int, int] = {}
+        for profile, seq in db.execute(
+            text("SELECT profile_id, max(seq) FROM event_log GROUP BY profile_id")
+        ):
+            partition = partition_of(profile, PARTITIONS)
+            last[partition] = max(last.get(partition, 0), seq)
+        offsets = {
+            (c, p): s for c, p, s in db.execute(text("SELECT consumer, partition, seq FROM stream_offsets"))
+        }
+        logged = db.execute(text("SELECT count(*) FROM event_log")).scalar_one()
+        dead = db.execute(text("SELECT count(*) FROM dead_letters")).scalar_one()
+    consumers = {c for c, _ in offsets}
+    done = all(offsets.get((c, p), 0) >= seq for c in CONSUMERS for p, seq in last.items())
+    return done and set(CONSUMERS) <= consumers, logged, dead
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))] if ordered else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--rate", type=float, default=3000.0, help="events per second offered")
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--apis", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    created = postgres_database()
+    if created is None:
+        raise SystemExit("PostgreSQL is not reachable on 127.0.0.1:5432")
+    database_url, drop = created
+    folder = Path(tempfile.mkdtemp(prefix="engage-load-"))
+    fakes = start_process()
+    exchange = f"engage.load.{uuid.uuid4().hex[:8]}"
+    processes = []
+    try:
+        shop = workspace(folder / "shop", database_url, exchange, fakes.sendgrid_url, fakes.twilio_url)
+        write_key = shop.endpoints.ingest.write_keys[0]
+        ports = [free_port() for _ in range(args.apis)]
+        processes = [_engage("serve", folder / "shop", "--port", str(port)) for port in ports]
+        processes += [_engage("worker", folder / "shop") for _ in range(args.workers)]
+        for port, process in zip(ports, processes, strict=False):
+            wait_healthy(port, process)
+        database = Database(database_url)
+        floor = health_round_trips(ports[0])
+        print(
+            f"{args.apis} API + {args.workers} worker processes on PostgreSQL + RabbitMQ ({PARTITIONS} "
+            f"partitions); {args.rate:,.0f} events/s in batches of {args.batch} for {args.minutes} min"
+        )
+
+        stop = threading.Event()
+        lags: list[float] = []
+        prober = threading.Thread(target=probe_lags, args=(ports[-1], write_key, database, stop, lags))
+        prober.start()
+        load = Load(ports, write_key, args.rate, args.batch)
+        cpu_before = [cpu_seconds(process.pid) for process in processes]
+        began = time.perf_counter()
+        load.run(args.minutes * 60)
+        seconds = time.perf_counter() - began
+        cpu = [
+            (cpu_seconds(p.pid) - before) / seconds for p, before in zip(processes, cpu_before, strict=True)
+        ]
+        stop.set()
+        prober.join()
+
+        deadline = time.monotonic() + 300
+        while True:
+            done, logged, dead = consumers_caught_up(database)
+            if done or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+        drained = time.perf_counter() - began - seconds
+        with database.read() as db:
+            sent = db.execute(
+                text("SELECT count(*) FROM messages WHERE status IN ('sent', 'delivered')")
+            ).scalar_one()
+            queued = db.execute(
+                text("SELECT count(*) FROM messages WHERE status IN ('queued', 'sending')")
+            ).scalar_one()
+            storefront = db.execute(  # the generator's message ids: e<n>, i<n>, s<n>
+                text("SELECT count(*) FROM event_log WHERE message_id ~ '^[eis][0-9]+$'")
+            ).scalar_one()
+        time.sleep(2.0)  # the dispatcher's last sends
+        deliveries = FakeControl(fakes.sendgrid_url).state()["deliveries"]
+        keys = Counter(d["custom_args"].get("send_id") or (tuple(d["to"]), d["subject"]) for d in deliveries)
+        database.dispose()
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=60)
+            except Exception:  # noqa: BLE001 - a bench cleans up whatever happened
+                process.kill()
+        fakes.stop()
+        drop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    p50, p99 = percentile(load.latencies, 0.5) * 1000, percentile(load.latencies, 0.99) * 1000
+    floor_p99 = percentile(floor, 0.99) * 1000
+    print(
+        f"events accepted: {load.accepted:,} in {seconds:.0f} s = {load.accepted / seconds:,.0f} events/s "
+        f"(offered {args.rate:,.0f}; the generator fell behind by at most {load.lag_behind:.2f} s; "
+        f"failed requests: {dict(load.failed) or 'none'})"
+    )
+    print(
+        f"ingest latency per batch of {args.batch}: p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
+        f"baseline /healthz round trip p99 {floor_p99:.1f} ms (ratio {p99 / floor_p99:.1f})"
+    )
+    print(
+        f"lag to SegmentEntered ({len(lags)} probes): p50 {percentile(lags, 0.5) * 1000:.0f} ms, "
+        f"p99 {percentile(lags, 0.99) * 1000:.0f} ms, max {max(lags, default=float('nan')) * 1000:.0f} ms"
+    )
+    print(
+        f"nothing lost: storefront events in the log {storefront:,} (accepted {load.accepted:,}); "
+        f"every consumer at the end of every partition: {done} ({drained:.0f} s after the load, "
+        f"{logged:,} events in the log); dead letters {dead}"
+    )
+    print(
+        f"messages: {sent:,} welcome emails sent (queued still {queued}), {len(deliveries):,} delivered "
+        f"at the fake SendGrid, delivered twice: {sum(1 for n in keys.values() if n > 1)}"
+    )
+    print("CPU share of a core: " + ", ".join(f"{share:.0%}" for share in cpu))
+    ok = load.accepted / seconds >= 3000 and p99 < 100 and storefront == load.accepted and done and dead == 0
+    print(f"target ≥ 3,000 events/s with p99 < 100 ms, nothing lost: {'met' if ok else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

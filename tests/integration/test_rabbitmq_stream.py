@@ -115,6 +115,7 @@ class Worker:
             batch_size=batch_size,
         )
         self.stream.relay.renew_seconds = 0.3  # retry a held lease quickly; the lease still lasts 10 s
+        self.stream.balance_seconds = 0.3
         self.registry = ConsumerRegistry()
         if consumer is not None:  # without consumers, a worker only relays
             self.registry.register(consumer)
@@ -214,6 +215,56 @@ def test_two_workers_share_the_partitions_and_deliver_everything_once_in_order(
     assert {first.relayed, second.relayed} == {0, total}
     assert relay_checkpoint(database) == log.last_seq()
     assert lease_holder(database) is None, "a stopped relay hands its lease over"
+
+
+def _handled(*workers: Worker) -> list[dict[int, int]]:
+    return [dict(worker.stream.handled_by_partition) for worker in workers]
+
+
+def _since(before: dict[int, int], after: dict[int, int]) -> set[int]:
+    """The partitions a worker handled messages of between two snapshots."""
+    return {partition for partition, count in after.items() if count > before.get(partition, 0)}
+
+
+def test_a_worker_joining_takes_its_share_and_a_worker_leaving_hands_it_back(
+    exchange: str, database: Database
+) -> None:
+    log, seen, lock = EventLog(database), [], threading.Lock()
+    with Worker(database, exchange, Recorder(seen, lock)) as first:
+        append(log, 40)
+        wait_for(lambda: len(seen) >= 40, "the first worker to handle everything")
+        assert set(first.stream.handled_by_partition) == set(range(PARTITIONS))
+
+        with Worker(database, exchange, Recorder(seen, lock)) as second:
+            # keep events flowing until the partition the first worker handled for it has moved over
+            def balanced() -> bool:
+                append(log, 10)
+                first.stream.notify()
+                return bool(second.stream.handled_by_partition)
+
+            wait_for(balanced, "the joining worker to take a partition")
+            assert first.stream.assigned | second.stream.assigned == set(range(PARTITIONS))
+            assert not first.stream.assigned & second.stream.assigned
+            before = _handled(first, second)
+            for _ in range(6):
+                append(log, 20)
+                first.stream.notify()
+                time.sleep(0.05)
+            wait_for(lambda: len(seen) == len(all_seqs(log)), "the events appended with two workers")
+            after = _handled(first, second)
+            assert _since(before[0], after[0]) == first.stream.assigned, "the first worker kept to its share"
+            assert _since(before[1], after[1]) == second.stream.assigned, (
+                "the second worker kept to its share"
+            )
+
+        before = _handled(first)[0]  # the second worker left: the first takes everything back
+        for _ in range(6):
+            append(log, 20)
+            first.stream.notify()
+        wait_for(lambda: len(seen) == len(all_seqs(log)), "the events appended after the second left")
+        wait_for(lambda: first.stream.assigned == set(range(PARTITIONS)), "the first worker to see it alone")
+        assert _since(before, _handled(first)[0]) == set(range(PARTITIONS))
+    assert_once_in_order(seen, log)
 
 
 def test_redelivery_is_harmless(exchange: str, database: Database) -> None:

@@ -31,7 +31,16 @@ from engage.events.stream.base import partition_of
 from engage.store.database import Database, utcnow
 from engage.store.models import Lease, StreamOffset
 
-__all__ = ["RelayLease", "Relay", "brief", "connect", "declare_topology", "queue_name"]
+__all__ = [
+    "LeaseHolder",
+    "Relay",
+    "brief",
+    "connect",
+    "declare_partition",
+    "declare_topology",
+    "new_holder",
+    "queue_name",
+]
 
 log = logging.getLogger("engage.events.stream.rabbitmq")
 leases = Lease.__table__
@@ -64,11 +73,17 @@ def connect(url: str) -> BlockingConnection:
 
 def declare_topology(channel: BlockingChannel, exchange: str, partitions: int) -> None:
     """The direct exchange and one durable single-active-consumer queue per partition (idempotent)."""
-    channel.exchange_declare(exchange, exchange_type="direct", durable=True)
     for partition in range(partitions):
-        queue = queue_name(exchange, partition)
-        channel.queue_declare(queue, durable=True, arguments={"x-single-active-consumer": True})
-        channel.queue_bind(queue, exchange, routing_key=str(partition))
+        declare_partition(channel, exchange, partition)
+
+
+def declare_partition(channel: BlockingChannel, exchange: str, partition: int) -> int:
+    """The exchange and the partition's queue (idempotent); returns how many consumers the queue has."""
+    channel.exchange_declare(exchange, exchange_type="direct", durable=True)
+    queue = queue_name(exchange, partition)
+    declared = channel.queue_declare(queue, durable=True, arguments={"x-single-active-consumer": True})
+    channel.queue_bind(queue, exchange, routing_key=str(partition))
+    return declared.method.consumer_count
 
 
 def close_quietly(connection: BlockingConnection | None) -> None:
@@ -79,24 +94,36 @@ def close_quietly(connection: BlockingConnection | None) -> None:
             log.debug("closing an AMQP connection failed", exc_info=True)
 
 
-class RelayLease:
-    """The `stream-relay` row of `leases`: taken when absent or expired, renewed by its holder.
+def new_holder() -> str:
+    """Names this process in `leases`, unique across hosts and restarts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+class LeaseHolder:
+    """A named row of `leases` (the `stream-relay` role by default): taken when absent or expired, renewed
+    by its holder.
 
     On PostgreSQL the database's clock decides expiry, so hosts with skewed clocks agree.
     """
 
-    def __init__(self, database: Database, seconds: float = LEASE_SECONDS, name: str = LEASE_NAME):
+    def __init__(
+        self,
+        database: Database,
+        seconds: float = LEASE_SECONDS,
+        name: str = LEASE_NAME,
+        holder: str | None = None,
+    ):
         self.database = database
         self.seconds = seconds
         self.name = name
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self.holder = holder or new_holder()
 
-    def _now(self) -> Any:
+    def now(self) -> Any:
         return utcnow() if self.database.is_sqlite else func.now()
 
     def acquire(self) -> bool:
         """Take or renew the lease; True when this process holds it now."""
-        now = self._now()
+        now = self.now()
         expires = now + timedelta(seconds=self.seconds)
         mine = leases.c.name == self.name
         try:
@@ -144,7 +171,7 @@ class Relay:
         self.partitions = partitions
         self.batch_size = batch_size
         self.wake = wake
-        self.lease = RelayLease(database)
+        self.lease = LeaseHolder(database)
         self.renew_seconds = RENEW_SECONDS
         self.relaying = False
         self.published_events = 0

@@ -3,8 +3,11 @@
 Every `engage worker` runs both halves, each in its own thread with its own connection:
 - the relay (`_rabbitmq_relay`), active in the one process holding the `stream-relay` lease, publishes
   the log by `seq`, one message per partition per batch, to the direct exchange;
-- the consumer takes messages from every queue `{exchange}.p{N}`. The queues are single-active-consumer,
-  so each partition is handled by one worker at a time, in order, and another takes over when it dies.
+- the consumer stands in line on every queue `{exchange}.p{N}`, one channel each. The queues are
+  single-active-consumer, so each partition is handled by one worker at a time, in order, and the next in
+  line takes over at once when that worker dies. The live workers share the partitions round robin
+  (`_rabbitmq_members`): a worker handling a partition assigned to another steps to the back of its line,
+  so adding or removing a worker rebalances within a few seconds.
   A message is acknowledged once every registered consumer has taken its events (`deliver` skips what a
   consumer already handled, so redelivery is harmless). When delivering fails (the database is down),
   the message and everything prefetched after it go back to the queue, in order, after a backoff.
@@ -15,6 +18,8 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,18 +27,21 @@ import orjson
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.exceptions import AMQPError
 from pika.spec import Basic, BasicProperties
+from sqlalchemy.exc import DBAPIError
 
 from engage.errors import EngageError
 from engage.events.consumers import ConsumerRegistry, deliver
 from engage.events.log import EventLog, LoggedEvent
+from engage.events.stream._rabbitmq_members import Membership, assigned
 from engage.events.stream._rabbitmq_relay import (
     MAX_BACKOFF,
     POLL_SECONDS,
+    RENEW_SECONDS,
     Relay,
     brief,
     close_quietly,
     connect,
-    declare_topology,
+    declare_partition,
     queue_name,
 )
 from engage.events.stream.base import EventStream
@@ -49,14 +57,25 @@ PREFETCH = 4
 
 
 @dataclass
-class _Subscription:
-    """One channel's consumers; `failed` stops handling what was prefetched after a failed message."""
+class _Partition:
+    """This worker's subscription to one partition queue, on a channel of its own: closing that channel
+    gives back what was prefetched and not acknowledged, in order, and puts this worker at the back of the
+    queue's line of consumers, so handing a partition over never reorders it."""
 
-    failed: bool = False
-    cancelled: bool = False  # by RabbitMQ (a queue was deleted): subscribe again after declaring it
+    number: int
+    channel: BlockingChannel | None = None
+    failures: int = 0
+    retry_at: float | None = None  # set when delivering failed: stop handling until the messages go back
+    unacked: int = 0  # the last delivery tag seen and not acknowledged (the failed message and its followers)
+    cancelled: bool = False  # by RabbitMQ (the queue was deleted): subscribe again after declaring it
+    handled: int = 0  # messages handled since the last balancing
 
     def on_cancel(self, _frame: object) -> None:
         self.cancelled = True
+
+    @property
+    def open(self) -> bool:
+        return self.channel is not None and self.channel.is_open and not self.cancelled
 
 
 class RabbitMQStream(EventStream):
@@ -76,8 +95,11 @@ class RabbitMQStream(EventStream):
         self.partitions = partitions
         self.exchange = exchange
         self.relay = Relay(database, log, url, exchange, partitions, batch_size, self._wake)
+        self.membership = Membership(database)
+        self.balance_seconds = RENEW_SECONDS
+        self.assigned: set[int] = set(range(partitions))  # as this worker last saw the membership
         self.handled_messages = 0
-        self._failures = 0
+        self.handled_by_partition: Counter[int] = Counter()
         self._connection: BlockingConnection | None = None
 
     @classmethod
@@ -111,85 +133,154 @@ class RabbitMQStream(EventStream):
 
     def _consume(self, consumers: ConsumerRegistry, stop: threading.Event) -> None:
         backoff = POLL_SECONDS
-        while not stop.is_set():
-            try:
-                self._connection = connect(self.url)
-                backoff = POLL_SECONDS
-                while not stop.is_set():
+        try:
+            while not stop.is_set():
+                try:
+                    self._connection = connect(self.url)
+                    backoff = POLL_SECONDS
                     self._subscribe(self._connection, consumers, stop)
-            except (AMQPError, OSError) as exc:
-                log.warning("event stream: RabbitMQ failed (%s); reconnecting in %.1fs", brief(exc), backoff)
-            except Exception:  # never let the worker die
-                log.exception("event stream consumer failed; retrying in %.1fs", backoff)
-            finally:
-                self.close()
-            stop.wait(backoff)
-            backoff = min(backoff * 2, MAX_BACKOFF)
+                except (AMQPError, OSError) as exc:
+                    log.warning(
+                        "event stream: RabbitMQ failed (%s); reconnecting in %.1fs", brief(exc), backoff
+                    )
+                except Exception:  # never let the worker die
+                    log.exception("event stream consumer failed; retrying in %.1fs", backoff)
+                finally:
+                    self.close()
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+        finally:
+            self._leave()
 
     def _subscribe(
         self, connection: BlockingConnection, consumers: ConsumerRegistry, stop: threading.Event
     ) -> None:
-        """Declare the queues and consume them all on a new channel until `stop`, a failure or a cancel.
+        """Stand in line on every partition queue, then consume until `stop` or a connection failure.
 
-        Closing the channel returns whatever was prefetched and not acknowledged to its queue, in order.
+        Standing in line everywhere means a worker that dies is replaced at once by the next in line;
+        balancing then moves each partition to the worker the assignment names.
         """
-        channel = connection.channel()
-        subscription = _Subscription()
+        partitions = [_Partition(number) for number in range(self.partitions)]
+        for partition in partitions:
+            self._open(connection, consumers, partition)
+        balance_at = 0.0  # after subscribing, so the others step back behind this worker
+        while not stop.is_set():
+            connection.process_data_events(time_limit=POLL_SECONDS)
+            now = time.monotonic()
+            for partition in partitions:
+                if not partition.open:
+                    self._open(connection, consumers, partition)
+                elif partition.retry_at is not None and now >= partition.retry_at:
+                    self._open(connection, consumers, partition)  # the failed messages come back, in order
+            if now >= balance_at:
+                self._balance(connection, consumers, partitions)
+                balance_at = now + self.balance_seconds
+
+    def _open(
+        self, connection: BlockingConnection, consumers: ConsumerRegistry, partition: _Partition
+    ) -> None:
+        """(Re)subscribe to the partition's queue on a new channel, at the back of its line of consumers."""
+        self._close(partition)
+        partition.channel = channel = connection.channel()
+        partition.cancelled, partition.retry_at, partition.handled = False, None, 0
+        declare_partition(channel, self.exchange, partition.number)
+        channel.basic_qos(prefetch_count=PREFETCH)
+        channel.add_on_cancel_callback(partition.on_cancel)
+        on_message = functools.partial(self._on_message, consumers, partition)
+        channel.basic_consume(queue_name(self.exchange, partition.number), on_message, auto_ack=False)
+
+    @staticmethod
+    def _close(partition: _Partition) -> None:
+        """Give back what the partition's channel holds, in order, before its consumer leaves the line.
+
+        Messages seen and not acknowledged are returned first (a nack through the last of them); closing
+        then returns the prefetched ones not seen yet and cancels the consumer. Returning them after the
+        cancel would let the next consumer in line start past them, and skip them as already handled.
+        """
+        channel, partition.channel = partition.channel, None
+        unacked, partition.unacked = partition.unacked, 0
+        if channel is None or not channel.is_open:
+            return
+        if unacked:
+            channel.basic_nack(delivery_tag=unacked, multiple=True, requeue=True)
+        channel.close()
+
+    def _others_waiting(self, partition: _Partition) -> bool:
+        """Whether another consumer stands in line for the partition (its queue has more than this one)."""
+        assert partition.channel is not None
+        queue = queue_name(self.exchange, partition.number)
+        return partition.channel.queue_declare(queue, passive=True).method.consumer_count > 1
+
+    def _balance(
+        self, connection: BlockingConnection, consumers: ConsumerRegistry, partitions: list[_Partition]
+    ) -> None:
+        """Renew this worker's membership and step back from the partitions it handles but should not.
+
+        Only a partition that had messages since the last balancing can be one this worker is active on,
+        and stepping back only helps when another consumer waits in line for it.
+        """
         try:
-            declare_topology(channel, self.exchange, self.partitions)
-            channel.basic_qos(prefetch_count=PREFETCH)
-            channel.add_on_cancel_callback(subscription.on_cancel)
-            for partition in range(self.partitions):
-                on_message = functools.partial(self._on_message, consumers, subscription, partition)
-                channel.basic_consume(queue_name(self.exchange, partition), on_message, auto_ack=False)
-            while not (stop.is_set() or subscription.failed or subscription.cancelled):
-                connection.process_data_events(time_limit=POLL_SECONDS)
-            if subscription.failed:
-                # Wait before the messages come back (here or to another worker), so a failure never spins.
-                self._pause(connection, stop, min(POLL_SECONDS * 2**self._failures, MAX_BACKOFF))
-                channel.basic_nack(delivery_tag=0, multiple=True, requeue=True)
-        finally:
-            if channel.is_open:
-                channel.close()
+            members = self.membership.renew()
+        except DBAPIError as exc:
+            log.warning("event stream: could not renew this worker's membership (%s)", brief(exc))
+            return
+        mine = assigned(self.partitions, members, self.membership.holder)
+        if mine != self.assigned:
+            log.info("event stream: %d workers; this one takes partitions %s", len(members), sorted(mine))
+            self.assigned = mine
+        for partition in partitions:
+            handled, partition.handled = partition.handled, 0
+            if partition.number in mine or not handled or not partition.open or partition.retry_at:
+                continue
+            if self._others_waiting(partition):
+                self._open(connection, consumers, partition)
+
+    def _leave(self) -> None:
+        try:
+            self.membership.leave()
+        except DBAPIError as exc:
+            log.warning("event stream: could not leave the workers' membership (%s)", brief(exc))
 
     def _on_message(
         self,
         consumers: ConsumerRegistry,
-        subscription: _Subscription,
-        partition: int,
+        partition: _Partition,
         channel: BlockingChannel,
         method: Basic.Deliver,
         _properties: BasicProperties,
         body: bytes,
     ) -> None:
-        if subscription.failed:
-            return  # prefetched after a failed message: it must come back after that one
+        if partition.retry_at is not None:
+            partition.unacked = method.delivery_tag  # prefetched after a failed message: it goes back too
+            return
         try:
             events = [LoggedEvent.from_dict(item) for item in orjson.loads(body)]
         except (ValueError, TypeError, KeyError) as exc:
             log.error(
-                "event stream: dropping a malformed message from partition %d (%s)", partition, brief(exc)
+                "event stream: dropping a malformed message from partition %d (%s)",
+                partition.number,
+                brief(exc),
             )
             channel.basic_reject(method.delivery_tag, requeue=False)
             return
         try:
             for consumer in consumers:
-                deliver(self.database, consumer, partition, events)
+                deliver(self.database, consumer, partition.number, events)
         except Exception as exc:
+            # Wait before the messages come back (here or to another worker), so a failure never spins.
+            delay = min(POLL_SECONDS * 2**partition.failures, MAX_BACKOFF)
             log.warning(
-                "event stream: delivering partition %d failed (%s); will retry", partition, brief(exc)
+                "event stream: delivering partition %d failed (%s); retrying in %.1fs",
+                partition.number,
+                brief(exc),
+                delay,
             )
-            subscription.failed = True
-            self._failures += 1
+            partition.failures += 1
+            partition.retry_at = time.monotonic() + delay
+            partition.unacked = method.delivery_tag
             return
         channel.basic_ack(method.delivery_tag)
-        self._failures = 0
+        partition.failures = 0
+        partition.handled += 1
         self.handled_messages += 1
-
-    @staticmethod
-    def _pause(connection: BlockingConnection, stop: threading.Event, seconds: float) -> None:
-        """Wait `seconds` (or until `stop`) while answering heartbeats."""
-        remaining = seconds
-        while remaining > 0 and not stop.is_set():
-            connection.sleep(min(remaining, POLL_SECONDS))
-            remaining -= POLL_SECONDS
+        self.handled_by_partition[partition.number] += 1

@@ -25,6 +25,7 @@ from engage.profiles import ProfilesConsumer
 from engage.recommend.runtime import Recommend
 from engage.segments.runtime import Segments
 from engage.store import Database, upgrade, utcnow
+from engage.tokens import ApiTokens
 from engage.workspace import Workspace
 
 __all__ = ["Engage", "bootstrap"]
@@ -45,6 +46,7 @@ class Engage:
     messaging: Messaging
     journeys: Journeys
     chat: Chat
+    tokens: ApiTokens
 
     def work(self, stop: threading.Event) -> None:
         """Be a worker until `stop` is set: apply the segment and journey files (backfilling segments
@@ -113,6 +115,8 @@ def bootstrap(
     consumers.register(journeys.consumer)
     chat = Chat(workspace, database, ingestor, recommend, messaging, clock)
     consumers.register(chat.consumer)
+    tokens = ApiTokens(database)  # on the wall clock: when a token was used is not shop time (the demo's)
     return Engage(
-        workspace, database, log, stream, consumers, ingestor, segments, recommend, messaging, journeys, chat
-    )
+        workspace, database, log, stream, consumers, ingestor, segments, recommend, messaging, journeys, chat,
+        tokens,
+    )  # fmt: skip

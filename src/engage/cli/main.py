@@ -20,7 +20,7 @@ __all__ = ["app", "main"]
 
 COMMAND_MODULES = [
     "check", "init", "db", "serve", "worker", "run", "events", "profiles", "segments", "recs", "templates",
-    "messages", "journeys", "bot", "demo",
+    "messages", "journeys", "tokens", "bot", "demo",
 ]  # fmt: skip
 
 app = typer.Typer(

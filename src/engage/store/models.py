@@ -8,7 +8,8 @@ Ownership follows the loop: ingestion writes `event_log` and `identities`; the p
 `segment_memberships`; the recommend consumer writes `rec_interactions`; the stream writes
 `stream_offsets`, `dead_letters` and `leases`. The profiles consumer keeps `addresses`; messaging writes
 `messages` and `message_statuses`; journeys write `journey_versions`, `journey_instances`, `journey_steps`,
-`campaign_runs` and `campaign_members`.
+`campaign_runs` and `campaign_members`. `engage tokens` writes `api_tokens`, and the HTTP API notes
+when each was last used.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ __all__ = [
     "JourneyStepRecord",
     "CampaignRun",
     "CampaignMember",
+    "ApiTokenRecord",
 ]
 
 # BIGINT on PostgreSQL; on SQLite an INTEGER PRIMARY KEY is the rowid, which AUTOINCREMENT needs.
@@ -429,3 +431,27 @@ class ChatOffset(Base):
     source: Mapped[str] = mapped_column(String(200), primary_key=True)
     position: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiTokenRecord(Base):
+    """A scoped API token for the HTTP API (`engage.tokens`): its public id, the SHA-256 of its secret (the
+    secret itself is never stored), what it may read, and when it was made, last used and revoked."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        # A name is unique among live tokens; a revoked token keeps its name, and the name can be used again.
+        Index("ix_api_tokens_live_name", "name", unique=True,
+              sqlite_where=text("revoked_at IS NULL"), postgresql_where=text("revoked_at IS NULL")),
+    )  # fmt: skip
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    """Public: the token's second part (`engage_<id>_<secret>`), shown by `engage tokens list`."""
+    name: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[str] = mapped_column(String(500))
+    """Space-separated, as OAuth 2 writes scopes."""
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    """The SHA-256 of the secret, in hex."""
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    """Moved on at most once a minute (`engage.tokens.TOUCH_INTERVAL`), so reads do not each write."""
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

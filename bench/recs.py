@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from base64 import b64encode
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -259,8 +258,7 @@ def main() -> None:
 
         process, port = serve(root, folder)
         try:
-            key = engage.workspace.endpoints.ingest.write_keys[0]
-            auth = "Basic " + b64encode(f"{key}:".encode()).decode()
+            auth = "Bearer " + engage.tokens.create("bench-recs", ["recommendations:read"]).value
             paths = [f"/v1/recommendations/{user}?n=10" for user in shoppers]
             timed_gets(port, auth, paths[:50])  # warm: the server's first load of the version
             http_ms = timed_gets(port, auth, paths)

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from engage.bootstrap import Engage, bootstrap
 from engage.demo.server import LocalServer
 from engage.workspace import Workspace, init_workspace
-from tests.helpers import settled
+from tests.helpers import Bearer, api_token, settled
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ENGAGE_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -131,24 +131,31 @@ def engage(make_workspace: MakeWorkspace, database_url: str) -> Iterator[Engage]
 
 @pytest.fixture
 def api(engage: Engage) -> Iterator[Api]:
-    """The real HTTP API and a worker, on a free loopback port, with a client holding the write key."""
+    """The real HTTP API and a worker, on a free loopback port, with a client holding the write key (it
+    sends events) and an `admin` API token (`Api.get` reads with it)."""
     with LocalServer(engage) as server, requests.Session() as session:
         session.auth = (engage.workspace.endpoints.ingest.write_keys[0], "")
-        yield Api(server.url, session, engage)
+        yield Api(server.url, session, engage, api_token(engage))
 
 
 class Api:
-    def __init__(self, url: str, session: requests.Session, engage: Engage):
+    def __init__(self, url: str, session: requests.Session, engage: Engage, token: str):
         self.url = url
         self.session = session
         self.engage = engage
+        self.token = token
 
     def post(self, path: str, body: object, **kwargs: object) -> requests.Response:
         return self.session.post(self.url + path, json=body, timeout=30, **kwargs)  # type: ignore[arg-type]
 
+    def get(self, path: str, **kwargs: object) -> requests.Response:
+        """A read, with the API token."""
+        kwargs.setdefault("auth", Bearer(self.token))
+        return self.session.get(self.url + path, timeout=30, **kwargs)  # type: ignore[arg-type]
+
     def profile(self, identifier: str) -> dict:
         settled(self.engage)
-        response = self.session.get(f"{self.url}/v1/profiles/{identifier}", timeout=30)
+        response = self.get(f"/v1/profiles/{identifier}")
         assert response.status_code == 200, response.text
         return response.json()
 

@@ -9,6 +9,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import requests
+from requests.auth import AuthBase
+
 from engage.bootstrap import Engage
 from engage.events.consumers import offset_of
 from engage.events.log import LoggedEvent
@@ -90,3 +93,19 @@ def track(user: str, event: str, at: str | None = None, **properties: Any) -> di
 def identify(user: str, at: str | None = None, **traits: Any) -> dict[str, Any]:
     call = {"type": "identify", "userId": user, "traits": traits}
     return {**call, "timestamp": at} if at else call
+
+
+class Bearer(AuthBase):
+    """requests' auth for an API token: `session.get(url, auth=Bearer(token))`."""
+
+    def __init__(self, token: str):
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        return request
+
+
+def api_token(engage: Engage, *scopes: str, name: str = "tests") -> str:
+    """A new API token holding `scopes` (`admin`, which reads everything, when none are given)."""
+    return engage.tokens.create(name, scopes or ["admin"]).value

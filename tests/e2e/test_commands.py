@@ -17,7 +17,7 @@ from engage.bootstrap import bootstrap
 from engage.cli.main import main
 from engage.store import Database, current_revision, head_revision
 from tests.conftest import MakeWorkspace
-from tests.helpers import settled, wait_for
+from tests.helpers import Bearer, settled, wait_for
 
 
 def _seed(workspace_root: Path, make_workspace: MakeWorkspace) -> None:
@@ -116,7 +116,9 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["run", "serve"])
-def test_serve_and_run_listen_where_told(command: str, make_workspace: MakeWorkspace) -> None:
+def test_serve_and_run_listen_where_told(
+    command: str, make_workspace: MakeWorkspace, capsys: pytest.CaptureFixture[str]
+) -> None:
     workspace = make_workspace()
     port = _free_port()
     process = subprocess.Popen(
@@ -151,9 +153,11 @@ def test_serve_and_run_listen_where_told(command: str, make_workspace: MakeWorks
             f"{url}/v1/identify", json={"userId": "u9", "traits": {"firstName": "Ivy"}}, auth=auth, timeout=5
         ).ok
         if command == "run":  # the worker runs in the same process
+            assert main(["tokens", "create", "reader", "-s", "profiles:read", "-w", str(workspace.root)]) == 0
+            reader = Bearer(capsys.readouterr().out.strip())
 
             def profiled() -> bool:
-                response = requests.get(f"{url}/v1/profiles/u9", auth=auth, timeout=5)
+                response = requests.get(f"{url}/v1/profiles/u9", auth=reader, timeout=5)
                 return response.ok and response.json()["traits"] == {"first_name": "Ivy"}
 
             wait_for(profiled, what="the profile to be updated")

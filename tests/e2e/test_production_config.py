@@ -1,6 +1,7 @@
 """The production files as shipped: `engage check` passes on endpoints.production.yml with its variables set,
 and `honcho start` runs the Procfile (one API process, two workers; Rasa and its action server left out)
-against PostgreSQL and RabbitMQ, an event posted to the API reaching its profile."""
+against PostgreSQL and RabbitMQ, an event posted to the API reaching its profile, read with an API token
+made by `honcho run engage tokens create`."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from sqlalchemy.engine import make_url
 
 from engage.workspace import init_workspace
 from tests.conftest import RABBITMQ_URL, delete_exchange, require_rabbitmq
-from tests.helpers import wait_until
+from tests.helpers import Bearer, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.rabbitmq]
 
@@ -181,9 +182,17 @@ def test_honcho_runs_the_procfile_on_postgres_and_rabbitmq(
             for call, body in calls:
                 response = session.post(f"{url}/v1/{call}", json=body, timeout=10)
                 assert response.status_code == 200, response.text
+            # Reading takes an API token, made as the README says: with .env's variables, by honcho.
+            made = subprocess.run(
+                [honcho, "run", "engage", "tokens", "create", "prod-reader", "--scope", "profiles:read"],
+                cwd=root, env=_environ(), capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert made.returncode == 0, made.stdout + made.stderr
+            reader = Bearer(made.stdout.strip())
 
             def applied() -> dict | None:
-                found = session.get(f"{url}/v1/profiles/prod-u1", timeout=10)
+                found = session.get(f"{url}/v1/profiles/prod-u1", auth=reader, timeout=10)
+                assert found.status_code in (200, 404), found.text
                 view = found.json() if found.status_code == 200 else {}
                 return view if view.get("event_count", 0) >= 2 else None  # counted by a worker's consumer
 

@@ -207,7 +207,7 @@ def test_a_write_key_is_required(api: Api) -> None:
     response = requests.post(api.url + "/v1/track", json={"userId": "u", "event": "E"}, timeout=10)
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Basic")
-    assert api.session.get(api.url + "/v1/profiles/u", auth=("wrong", "")).status_code == 401
+    assert api.get("/v1/profiles/u", auth=("wrong", "")).status_code == 401
     body = {
         "writeKey": api.engage.workspace.endpoints.ingest.write_keys[0],
         "batch": [{"type": "track", "userId": "u", "event": "E"}],
@@ -251,7 +251,7 @@ def test_gzip_bodies_and_invalid_json(api: Api) -> None:
 def test_health_and_unknown_profiles(api: Api) -> None:
     health = api.session.get(api.url + "/healthz").json()
     assert health["status"] == "ok"
-    assert api.session.get(api.url + "/v1/profiles/nobody").status_code == 404
+    assert api.get("/v1/profiles/nobody").status_code == 404
 
 
 def test_segment_clock_skew_correction(api: Api) -> None:

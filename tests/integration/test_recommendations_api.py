@@ -14,7 +14,7 @@ from engage.bootstrap import bootstrap
 from engage.demo.server import LocalServer
 from engage.recommend.catalog import Product, write_catalog
 from tests.conftest import Api, MakeWorkspace
-from tests.helpers import send, settled, track
+from tests.helpers import Bearer, api_token, send, settled, track
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 CATEGORIES = ("books", "home", "outdoors")
@@ -64,8 +64,9 @@ def api(make_workspace: MakeWorkspace, database_url: str) -> Iterator[Api]:
         send(engage, *calls)
         engage.recommend.train()
         with LocalServer(engage) as server, requests.Session() as session:
-            session.auth = (engage.workspace.endpoints.ingest.write_keys[0], "")
-            yield Api(server.url, session, engage)
+            token = api_token(engage, "recommendations:read")
+            session.auth = Bearer(token)  # every call here reads, `/v1/rank` too
+            yield Api(server.url, session, engage, token)
     finally:
         engage.close()
 
@@ -109,6 +110,11 @@ def test_related_and_rank(api: Api) -> None:
     assert items[0]["id"] == "outdoors-02"  # s2 browses outdoors
 
 
-def test_reads_need_a_write_key(api: Api) -> None:
-    response = requests.get(f"{api.url}/v1/recommendations/s0", timeout=30)
-    assert response.status_code == 401
+def test_reads_need_an_api_token_not_the_write_key(api: Api) -> None:
+    write_key = (api.engage.workspace.endpoints.ingest.write_keys[0], "")
+    for auth in (None, write_key):
+        response = requests.get(f"{api.url}/v1/recommendations/s0", auth=auth, timeout=30)
+        assert response.status_code == 401 and response.headers["www-authenticate"].startswith("Bearer")
+        ranked = requests.post(f"{api.url}/v1/rank", json={"items": ["home-01"]}, auth=auth, timeout=30)
+        assert ranked.status_code == 401
+    assert "write key only sends events" in response.json()["error"]

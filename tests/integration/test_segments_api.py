@@ -12,7 +12,7 @@ import requests
 from engage.bootstrap import bootstrap
 from engage.demo.server import LocalServer
 from tests.conftest import Api, MakeWorkspace
-from tests.helpers import Clock, identify, send, settled, track, write_segments
+from tests.helpers import Bearer, Clock, api_token, identify, send, settled, track, write_segments
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 LATER = START + timedelta(hours=1)
@@ -46,13 +46,13 @@ def api(make_workspace: MakeWorkspace, database_url: str) -> Iterator[Api]:
         send(engage, track("u2", "OrderCompleted"))
         with LocalServer(engage) as server, requests.Session() as session:
             session.auth = (workspace.endpoints.ingest.write_keys[0], "")
-            yield Api(server.url, session, engage)
+            yield Api(server.url, session, engage, api_token(engage, "segments:read", "profiles:read"))
     finally:
         engage.close()
 
 
 def get(api: Api, path: str, **params: object) -> requests.Response:
-    return api.session.get(api.url + path, params=params, timeout=30)  # type: ignore[arg-type]
+    return api.get(path, params=params)
 
 
 def profile_ids(api: Api) -> dict[str, str]:
@@ -137,11 +137,14 @@ def test_unknown_segments_and_bad_limits_are_refused(api: Api) -> None:
 
 
 @pytest.mark.parametrize("path", ["/v1/segments", "/v1/segments/buyers/members", "/v1/profiles/u2/segments"])
-def test_every_route_needs_a_write_key(api: Api, path: str) -> None:
-    assert requests.get(api.url + path, timeout=30).status_code == 401
-    response = requests.get(api.url + path, auth=("not-the-key", ""), timeout=30)
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Basic")
+def test_every_route_needs_a_token_with_segments_read(api: Api, path: str) -> None:
+    for auth in (None, ("not-the-key", ""), api.session.auth, Bearer("engage_000000000000_" + "0" * 64)):
+        response = requests.get(api.url + path, auth=auth, timeout=30)  # type: ignore[arg-type]
+        assert response.status_code == 401, auth
+        assert response.headers["www-authenticate"].startswith("Bearer")
+    journeys_only = api_token(api.engage, "journeys:read", name="journeys-only")
+    response = requests.get(api.url + path, auth=Bearer(journeys_only), timeout=30)
+    assert response.status_code == 403 and "'segments:read'" in response.json()["error"]
 
 
 def test_a_profile_s_segments_now_and_over_time(api: Api) -> None:

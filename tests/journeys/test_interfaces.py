@@ -12,7 +12,7 @@ import requests
 
 from engage.cli.main import main
 from engage.demo.server import LocalServer
-from tests.helpers import track
+from tests.helpers import Bearer, api_token, track
 from tests.journeys.conftest import Shop, customer
 
 Run = Callable[..., tuple[int, list[str], list[str]]]
@@ -195,17 +195,19 @@ def test_the_http_api_lists_journeys_and_their_stats(shop: Shop) -> None:
     shop.shipped("abandoned_cart", "weekly_picks")
     shop.send(customer("ann"), track("ann", "ProductAdded", cart_id="c1"))
     key = shop.engage.workspace.endpoints.ingest.write_keys[0]
+    reader = Bearer(api_token(shop.engage, "journeys:read"))
     with LocalServer(shop.engage) as server:
         assert requests.get(f"{server.url}/v1/journeys", timeout=30).status_code == 401
-        listed = requests.get(f"{server.url}/v1/journeys", auth=(key, ""), timeout=30).json()["journeys"]
+        assert requests.get(f"{server.url}/v1/journeys", auth=(key, ""), timeout=30).status_code == 401
+        listed = requests.get(f"{server.url}/v1/journeys", auth=reader, timeout=30).json()["journeys"]
         assert [(j["name"], j["kind"]) for j in listed] == [
             ("abandoned_cart", "journey"),
             ("weekly_picks", "campaign"),
         ]
         assert listed[0]["active"] == 1 and listed[1]["next_run"].endswith("+14:00")
-        stats = requests.get(f"{server.url}/v1/journeys/abandoned_cart/stats", auth=(key, ""), timeout=30)
+        stats = requests.get(f"{server.url}/v1/journeys/abandoned_cart/stats", auth=reader, timeout=30)
         assert stats.status_code == 200 and stats.json()["waiting"] == [
             {"step": 0, "what": "wait 1h", "instances": 1}
         ]
-        missing = requests.get(f"{server.url}/v1/journeys/nope/stats", auth=(key, ""), timeout=30)
+        missing = requests.get(f"{server.url}/v1/journeys/nope/stats", auth=reader, timeout=30)
         assert missing.status_code == 404

@@ -11,7 +11,7 @@ import pytest
 from engage.connectors.sendgrid import SEND_ID_ARG
 from engage.messaging.records import MessageRecord
 from engage.testing.providers import SendGridSigner, sendgrid_event, twilio_signature
-from tests.helpers import send
+from tests.helpers import api_token, send
 from tests.messaging.conftest import PUBLIC_URL, TWILIO_TOKEN, Shop
 
 
@@ -223,7 +223,8 @@ def test_other_text_is_a_reply_and_an_unknown_number_that_says_stop_is_remembere
     inbound(shop, "STOP", sender="+14155559999")
     (stopped,) = shop.events("SmsOptedOut")
     assert stopped.anonymous_id == "sms:+14155559999"
-    profile = shop.http.get("/v1/profiles/sms:+14155559999", auth=("dev-write-key", "")).json()
+    reader = {"Authorization": f"Bearer {api_token(shop.engage, 'profiles:read')}"}
+    profile = shop.http.get("/v1/profiles/sms:+14155559999", headers=reader).json()
     assert profile["traits"]["phone"] == "+14155559999" and profile["consent"]["sms"]["subscribed"] is False
 
 

@@ -1,18 +1,22 @@
 """schemathesis against engage's own OpenAPI schema: every `/v1/*` and `/hooks/*` operation, called in-process
-(ASGI) with the workspace's write key, answers without a 5xx and as its schema documents (status codes,
-content types, bodies), for inputs the schema allows and for inputs it does not.
+(ASGI) with what lets it past authentication (the workspace's write key for ingestion, an `admin` API
+token for the reads, nothing for the webhooks, which check signatures), answers without a 5xx and as its
+schema documents (status codes, content types, bodies), for inputs the schema allows and for inputs it
+does not.
 """
 
 from __future__ import annotations
 
 import base64
 import traceback
+import uuid
 
 import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
+from hypothesis.strategies import just
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -22,7 +26,8 @@ from schemathesis.specs.openapi.checks import (
 
 from engage.bootstrap import Engage
 from engage.web.app import create_app
-from tests.helpers import send, track
+from engage.web.ratelimit import INGEST_PATHS
+from tests.helpers import api_token, send, track
 
 CHECKS = [
     schemathesis.checks.not_a_server_error,
@@ -35,25 +40,29 @@ EXAMPLES = 40  # per operation and generation mode: the whole test stays well un
 
 
 def test_api_conforms_to_its_schema(engage: Engage) -> None:
-    auth = _auth(engage)
+    write_key, token = _write_key(engage), _token(engage)
     trained(engage)
     app = create_app(engage)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app).include(path_regex=OPERATIONS)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 10, [op.label for op in operations]
     failures: list[str] = []
+    statuses: dict[str, set[int]] = {operation.label: set() for operation in operations}
     for operation in operations:
+        path = operation.path
+        auth = write_key if path in INGEST_PATHS else token if path.startswith("/v1/") else {}
+        seen = statuses[operation.label]
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 
-            @given(case=operation.as_strategy(generation_mode=mode))
+            @given(case=operation.as_strategy(generation_mode=mode), auth=just(auth), seen=just(seen))
             @settings(
                 max_examples=EXAMPLES,
                 deadline=None,
                 database=None,
                 suppress_health_check=list(HealthCheck),
             )
-            def call(case: schemathesis.Case) -> None:
-                case.call_and_validate(headers=auth, checks=CHECKS)
+            def call(case: schemathesis.Case, auth: dict[str, str], seen: set[int]) -> None:
+                seen.add(case.call_and_validate(headers=auth, checks=CHECKS).status_code)
 
             try:
                 call()
@@ -61,6 +70,11 @@ def test_api_conforms_to_its_schema(engage: Engage) -> None:
                 continue
             except (Exception, BaseExceptionGroup) as exc:  # collected: one run reports every operation
                 failures.append(f"{operation.label} ({mode.value}): {_describe(exc)}")
+    # Each /v1 operation got past authentication: a refused credential would be a documented 401 or 403,
+    # and the run would pass having checked nothing but the refusal.
+    for label, seen in statuses.items():
+        if " /v1/" in label and seen <= {401, 403}:
+            failures.append(f"{label}: only {sorted(seen)}: its credentials were refused")
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
 
@@ -89,12 +103,17 @@ def trained(engage: Engage) -> None:
 
 
 def _client(engage: Engage) -> TestClient:
-    return TestClient(create_app(engage), headers=_auth(engage))
+    """A client that reads (with an `admin` token); ingestion calls pass `headers=_write_key(engage)`."""
+    return TestClient(create_app(engage), headers=_token(engage))
 
 
-def _auth(engage: Engage) -> dict[str, str]:
+def _write_key(engage: Engage) -> dict[str, str]:
     key = engage.workspace.endpoints.ingest.write_keys[0]
     return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+def _token(engage: Engage) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_token(engage, name=f'schema-{uuid.uuid4().hex[:8]}')}"}
 
 
 def test_an_empty_user_id_is_a_422_naming_it(engage: Engage) -> None:
@@ -160,6 +179,7 @@ def test_nul_in_a_parameter_is_a_422_naming_it(engage: Engage) -> None:
 
 def test_nul_in_an_event_is_a_400_naming_the_field(engage: Engage) -> None:
     with _client(engage) as client:
-        response = client.post("/v1/track", json={"userId": "u1", "event": "E", "properties": {"a": "x\x00"}})
+        body = {"userId": "u1", "event": "E", "properties": {"a": "x\x00"}}
+        response = client.post("/v1/track", json=body, headers=_write_key(engage))
     assert response.status_code == 400
     assert response.json()["field"] == "properties.a" and "NUL" in response.json()["error"]

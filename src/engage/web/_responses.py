@@ -1,6 +1,7 @@
 """What the HTTP API answers besides success, for the OpenAPI schema: each route declares its refusals
-with `responses=json_errors(...)` (the JSON error body of the API) or `text_errors(...)` (the webhooks'
-plain text), so clients and schemathesis see every status code a route can return.
+with `responses=json_errors(...)` (the JSON error body of the API), `read_errors(...)` (the same for the
+reads, whose 401 and 403 are about API tokens) or `text_errors(...)` (the webhooks' plain text), so
+clients and schemathesis see every status code a route can return.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-__all__ = ["ErrorBody", "json_errors", "text_errors", "TEXT"]
+__all__ = ["ErrorBody", "json_errors", "read_errors", "text_errors", "TEXT"]
 
 _WHY = {
     400: "Invalid input; `field` names the part of the request at fault when there is one.",
@@ -19,6 +20,11 @@ _WHY = {
     413: "The body is larger than the limit.",
     422: "A parameter is missing or invalid.",
     503: "Not ready: no recommendation model trained yet, or a connector's setting is missing.",
+}
+_READ_WHY = {
+    401: "No valid API token (`Authorization: Bearer engage_…`; unknown, revoked or malformed) and no "
+    "operator session. A write key reads nothing.",
+    403: "The API token lacks the scope this operation needs; `error` names it.",
 }
 
 
@@ -33,6 +39,12 @@ class ErrorBody(BaseModel):
 
 def json_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"model": ErrorBody, "description": _WHY[code]} for code in codes}
+
+
+def read_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """A read's refusals: 401 and 403 (about its API token), and `codes`."""
+    refusals = {code: {"model": ErrorBody, "description": why} for code, why in _READ_WHY.items()}
+    return refusals | json_errors(*codes)
 
 
 def text_errors(*codes: int) -> dict[int | str, dict[str, Any]]:

@@ -1,5 +1,6 @@
 """The HTTP API: Segment-compatible ingestion, profiles, segments (`engage.web.segments`), journeys
-(`engage.web.journeys`) and health.
+(`engage.web.journeys`) and health. Ingestion takes a write key; reads take an API token or the operator's
+session (`engage.web.auth`).
 
 Handlers parse input, call the engine and format the result; nothing else happens here.
 """
@@ -25,9 +26,10 @@ from engage.events.ingest import IngestResult, PayloadTooLarge
 from engage.events.schema import InvalidEvent
 from engage.profiles import profile_view
 from engage.recommend.service import NoModelError
-from engage.web._responses import TEXT, json_errors
+from engage.web._responses import TEXT, json_errors, read_errors
 from engage.web.admin import admin_router
-from engage.web.auth import WriteKeys
+from engage.web.admin.session import Sessions
+from engage.web.auth import Readers, WriteKeys
 from engage.web.chat import chat_router
 from engage.web.hooks import hooks_router
 from engage.web.journeys import journeys_router
@@ -87,6 +89,8 @@ def create_app(engage: Engage) -> FastAPI:
     app.state.engage = engage
     endpoints = engage.workspace.endpoints
     write_keys = WriteKeys(endpoints.ingest.write_keys)
+    sessions = Sessions(engage.workspace.secret_key())
+    readers = Readers(engage.tokens, sessions, write_keys)
 
     def valid_write_key(scope: Scope) -> str | None:
         key = write_keys.from_request(Request(scope))
@@ -154,10 +158,10 @@ def create_app(engage: Engage) -> FastAPI:
     for call_type in SINGLE_CALLS:
         app.add_api_route(f"/v1/{call_type}", _single(call_type), methods=["POST"], responses=INGEST_ERRORS)
 
-    @app.get("/v1/profiles/{identifier}", responses=json_errors(401, 404))
-    async def get_profile(request: Request, identifier: str = Path(pattern=TEXT)) -> Response:
-        write_keys.require(request)
-
+    @app.get(
+        "/v1/profiles/{identifier}", dependencies=[readers.scope("profiles:read")], responses=read_errors(404)
+    )
+    async def get_profile(identifier: str = Path(pattern=TEXT)) -> Response:
         def read() -> dict[str, Any] | None:
             with engage.database.read() as connection:
                 return profile_view(
@@ -169,13 +173,13 @@ def create_app(engage: Engage) -> FastAPI:
             return _error(404, f"no profile for {identifier!r}")
         return _json(view)
 
-    app.include_router(segments_router(engage, write_keys))
-    app.include_router(journeys_router(engage, write_keys))
-    app.include_router(recommendations_router(engage, write_keys))
+    app.include_router(segments_router(engage, readers))
+    app.include_router(journeys_router(engage, readers))
+    app.include_router(recommendations_router(engage, readers))
     app.include_router(hooks_router(engage))
     app.include_router(links_router(engage))
     app.include_router(chat_router(engage))
-    app.include_router(admin_router(engage))
+    app.include_router(admin_router(engage, sessions))
 
     @app.get("/healthz")
     async def healthz() -> Response:

@@ -1,27 +1,24 @@
 """The journeys API: the journeys and campaigns engage runs, and how each is doing.
 
-Authenticated like the segments API: a write key as the HTTP Basic user name.
+Read with an API token holding `journeys:read` (or the operator's session; `engage.web.auth`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 
 from engage.bootstrap import Engage
 from engage.journeys.runtime import UnknownJourney
-from engage.web._responses import json_errors
-from engage.web.auth import WriteKeys
+from engage.web._responses import json_errors, read_errors
+from engage.web.auth import Readers
 
 __all__ = ["journeys_router"]
 
 
-def journeys_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
-    def authorized(request: Request) -> None:
-        write_keys.require(request)
-
-    router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=json_errors(401))
+def journeys_router(engage: Engage, readers: Readers) -> APIRouter:
+    router = APIRouter(prefix="/v1", dependencies=[readers.scope("journeys:read")], responses=read_errors())
 
     @router.get("/journeys")
     def list_journeys() -> dict[str, Any]:

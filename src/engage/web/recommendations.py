@@ -1,7 +1,8 @@
 """The recommendations API: a shopper's recommendations by use case, an item's related items, a re-ranked
 list. Every answer carries a recommendation id and is logged as shown on the `channel` given (see
-`engage.recommend.service`). Authenticated like the other reads: a write key as the HTTP Basic user name.
-Before the first training, every answer is a 503 (`engage.web.app` maps NoModelError).
+`engage.recommend.service`). Read with an API token holding `recommendations:read` (or the operator's
+session; `engage.web.auth`). Before the first training, every answer is a 503 (`engage.web.app` maps
+NoModelError).
 """
 
 from __future__ import annotations
@@ -11,15 +12,15 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from engage.bootstrap import Engage
 from engage.recommend.offers import Offer
 from engage.recommend.service import Filters, Recommendations
-from engage.web._responses import TEXT, json_errors
-from engage.web.auth import WriteKeys
+from engage.web._responses import TEXT, json_errors, read_errors
+from engage.web.auth import Readers
 
 __all__ = ["recommendations_router"]
 
@@ -96,11 +97,10 @@ def _view(answer: Recommendations, offers: Mapping[str, Offer] | None = None) ->
     return Response(orjson.dumps(view), media_type="application/json")
 
 
-def recommendations_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
-    async def authorized(request: Request) -> None:  # on the event loop: no thread for a comparison
-        write_keys.require(request)
-
-    router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=json_errors(401, 503))
+def recommendations_router(engage: Engage, readers: Readers) -> APIRouter:
+    router = APIRouter(
+        prefix="/v1", dependencies=[readers.scope("recommendations:read")], responses=read_errors(503)
+    )
     recommender = engage.recommend.recommender
 
     @router.get("/recommendations/{user_id}", response_model=RecommendationsView)

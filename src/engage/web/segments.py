@@ -1,31 +1,28 @@
 """The segments API: the segments with their sizes, a segment's members page by page, a profile's segments.
 
-Authenticated like `GET /v1/profiles/{id}`: a write key as the HTTP Basic user name. The segments are
-those this process's engine evaluates (the workspace's files when it started).
+Read with an API token holding `segments:read` (or the operator's session; `engage.web.auth`). The
+segments are those this process's engine evaluates (the workspace's files when it started).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from engage.bootstrap import Engage
 from engage.profiles import find_profile_id
 from engage.segments import queries
-from engage.web._responses import TEXT, json_errors
-from engage.web.auth import WriteKeys
+from engage.web._responses import TEXT, json_errors, read_errors
+from engage.web.auth import Readers
 
 __all__ = ["segments_router"]
 
 MAX_PAGE = 1000
 
 
-def segments_router(engage: Engage, write_keys: WriteKeys) -> APIRouter:
-    def authorized(request: Request) -> None:
-        write_keys.require(request)
-
-    router = APIRouter(prefix="/v1", dependencies=[Depends(authorized)], responses=json_errors(401))
+def segments_router(engage: Engage, readers: Readers) -> APIRouter:
+    router = APIRouter(prefix="/v1", dependencies=[readers.scope("segments:read")], responses=read_errors())
     defined = engage.segments.engine.segments
 
     @router.get("/segments")

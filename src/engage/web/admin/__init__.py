@@ -17,8 +17,8 @@ from engage.web.admin.session import PASSWORD_VARIABLE, Sessions
 __all__ = ["admin_router", "PASSWORD_VARIABLE"]
 
 
-def admin_router(engage: Engage) -> APIRouter:
-    sessions = Sessions(engage.workspace.secret_key())
+def admin_router(engage: Engage, sessions: Sessions) -> APIRouter:
+    """The dashboard's pages behind `sessions`, which also let the operator read the `/v1` API."""
     router = APIRouter()
     router.include_router(login_router(sessions))
     router.include_router(pages_router(engage, guarded(sessions)))

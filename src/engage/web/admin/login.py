@@ -71,8 +71,10 @@ def login_router(sessions: Sessions) -> APIRouter:
                 await anyio.sleep(FAILED_LOGIN_DELAY)
             return render("login.html.j2", 401, next=target, error="That password is not right.")
         response = RedirectResponse(target, 303, headers=HEADERS)
+        # Path `/`: the session also reads the `/v1` API (`engage.web.auth`). SameSite=Lax: other sites'
+        # forms, frames and scripts never send it, and no other site can read an answer (no CORS).
         response.set_cookie(
-            COOKIE, sessions.issue(), max_age=LIFETIME_SECONDS, path="/admin", httponly=True,
+            COOKIE, sessions.issue(), max_age=LIFETIME_SECONDS, path="/", httponly=True,
             samesite="lax", secure=request.url.scheme == "https",
         )  # fmt: skip
         return response
@@ -80,7 +82,8 @@ def login_router(sessions: Sessions) -> APIRouter:
     @router.post("/logout")
     def logout() -> Response:
         response = RedirectResponse("/admin/login", 303, headers=HEADERS)
-        response.delete_cookie(COOKIE, path="/admin", httponly=True, samesite="lax")
+        for path in ("/", "/admin"):  # `/admin`: the sessions issued before the cookie covered the API
+            response.delete_cookie(COOKIE, path=path, httponly=True, samesite="lax")
         return response
 
     return router

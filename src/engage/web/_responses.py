@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-__all__ = ["ErrorBody", "json_errors", "read_errors", "text_errors", "TEXT"]
+__all__ = ["ErrorBody", "json_errors", "read_errors", "text_errors", "TEXT", "ID"]
 
 _WHY = {
     400: "Invalid input; `field` names the part of the request at fault when there is one.",
@@ -55,3 +55,7 @@ def text_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 TEXT = r"^[^\x00]*$"
 """The pattern of a text parameter: anything but NUL, which PostgreSQL can neither store nor compare (it
 was a 500 there); a parameter holding one is a 422 naming it."""
+
+ID = r"^\s*[^\x00\s][^\x00]*$"
+"""The pattern of an id parameter (a user's, an item's): TEXT with at least one character that is not
+blank, as the event schema wants of the ids an answer logs (an id of only whitespace was a 500)."""

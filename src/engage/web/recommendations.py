@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from engage.bootstrap import Engage
 from engage.recommend.offers import Offer
 from engage.recommend.service import Filters, Recommendations
-from engage.web._responses import TEXT, json_errors, read_errors
+from engage.web._responses import ID, json_errors, read_errors
 from engage.web.auth import Readers
 
 __all__ = ["recommendations_router"]
@@ -53,8 +53,8 @@ async def _filters(
 
 
 class RankRequest(BaseModel):
-    user_id: str | None = Field(None, min_length=1, pattern=TEXT)
-    items: list[Annotated[str, Field(pattern=TEXT)]] = Field(min_length=1, max_length=1000)
+    user_id: str | None = Field(None, max_length=200, pattern=ID)
+    items: list[Annotated[str, Field(max_length=200, pattern=ID)]] = Field(min_length=1, max_length=1000)
     channel: Channel = "web"
 
 
@@ -105,7 +105,7 @@ def recommendations_router(engage: Engage, readers: Readers) -> APIRouter:
 
     @router.get("/recommendations/{user_id}", response_model=RecommendationsView)
     def recommendations(
-        user_id: str = Path(pattern=TEXT),
+        user_id: str = Path(max_length=200, pattern=ID),
         use_case: UseCase = "for_you",
         n: int = Query(10, ge=1, le=MAX_N),
         items: Annotated[list[str] | None, Query(description="The cart's items (use_case=cart).")] = None,
@@ -133,9 +133,9 @@ def recommendations_router(engage: Engage, readers: Readers) -> APIRouter:
 
     @router.get("/related/{item_id}", response_model=RecommendationsView)
     def related(
-        item_id: str = Path(pattern=TEXT),
+        item_id: str = Path(max_length=200, pattern=ID),
         n: int = Query(10, ge=1, le=MAX_N),
-        user_id: str | None = Query(None, min_length=1, pattern=TEXT),
+        user_id: str | None = Query(None, max_length=200, pattern=ID),
         channel: Channel = "web",
         filters: Filters = Depends(_filters),
     ) -> Response:

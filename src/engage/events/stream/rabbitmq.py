@@ -117,40 +117,65 @@ class RabbitMQStream(EventStream):
 
     def run(self, consumers: ConsumerRegistry, stop: threading.Event) -> None:
         self.log.keep_recent = True  # the relay reads what this process appends from memory
-        relay = threading.Thread(target=self.relay.run, args=(stop,), name="engage-stream-relay", daemon=True)
-        relay.start()
+        threads = [
+            threading.Thread(target=self.relay.run, args=(stop,), name="engage-stream-relay", daemon=True)
+        ]
+        if len(consumers):  # a worker without consumers only relays: it takes no partition
+            args = (stop,)
+            threads.append(
+                threading.Thread(target=self._keep_membership, args=args, name="engage-stream-members")
+            )
+        for thread in threads:
+            thread.start()
         try:
             if len(consumers):
                 self._consume(consumers, stop)
             else:  # acknowledging messages nobody handled would lose them for the workers that do
                 stop.wait()
         finally:
-            relay.join()
+            for thread in threads:
+                thread.join()
 
     def close(self) -> None:
         close_quietly(self._connection)
         self._connection = None
 
+    def _keep_membership(self, stop: threading.Event) -> None:
+        """Renew this worker's membership in a thread of its own: handling a long run of messages must not
+        let it expire, which would hand this worker's partitions to the others and back again."""
+        while not stop.is_set():
+            try:
+                members = self.membership.renew()
+            except DBAPIError as exc:
+                log.warning("event stream: could not renew this worker's membership (%s)", brief(exc))
+            else:
+                mine = assigned(self.partitions, members, self.membership.holder)
+                if mine != self.assigned:
+                    log.info(
+                        "event stream: %d workers; this one takes partitions %s", len(members), sorted(mine)
+                    )
+                    self.assigned = mine
+            stop.wait(self.balance_seconds)
+        try:
+            self.membership.leave()
+        except DBAPIError as exc:
+            log.warning("event stream: could not leave the workers' membership (%s)", brief(exc))
+
     def _consume(self, consumers: ConsumerRegistry, stop: threading.Event) -> None:
         backoff = POLL_SECONDS
-        try:
-            while not stop.is_set():
-                try:
-                    self._connection = connect(self.url)
-                    backoff = POLL_SECONDS
-                    self._subscribe(self._connection, consumers, stop)
-                except (AMQPError, OSError) as exc:
-                    log.warning(
-                        "event stream: RabbitMQ failed (%s); reconnecting in %.1fs", brief(exc), backoff
-                    )
-                except Exception:  # never let the worker die
-                    log.exception("event stream consumer failed; retrying in %.1fs", backoff)
-                finally:
-                    self.close()
-                stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-        finally:
-            self._leave()
+        while not stop.is_set():
+            try:
+                self._connection = connect(self.url)
+                backoff = POLL_SECONDS
+                self._subscribe(self._connection, consumers, stop)
+            except (AMQPError, OSError) as exc:
+                log.warning("event stream: RabbitMQ failed (%s); reconnecting in %.1fs", brief(exc), backoff)
+            except Exception:  # never let the worker die
+                log.exception("event stream consumer failed; retrying in %.1fs", backoff)
+            finally:
+                self.close()
+            stop.wait(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _subscribe(
         self, connection: BlockingConnection, consumers: ConsumerRegistry, stop: threading.Event
@@ -163,7 +188,7 @@ class RabbitMQStream(EventStream):
         partitions = [_Partition(number) for number in range(self.partitions)]
         for partition in partitions:
             self._open(connection, consumers, partition)
-        balance_at = 0.0  # after subscribing, so the others step back behind this worker
+        balance_at = 0.0
         while not stop.is_set():
             connection.process_data_events(time_limit=POLL_SECONDS)
             now = time.monotonic()
@@ -214,32 +239,18 @@ class RabbitMQStream(EventStream):
     def _balance(
         self, connection: BlockingConnection, consumers: ConsumerRegistry, partitions: list[_Partition]
     ) -> None:
-        """Renew this worker's membership and step back from the partitions it handles but should not.
+        """Step back from the partitions this worker handles but another should (`self.assigned`).
 
         Only a partition that had messages since the last balancing can be one this worker is active on,
         and stepping back only helps when another consumer waits in line for it.
         """
-        try:
-            members = self.membership.renew()
-        except DBAPIError as exc:
-            log.warning("event stream: could not renew this worker's membership (%s)", brief(exc))
-            return
-        mine = assigned(self.partitions, members, self.membership.holder)
-        if mine != self.assigned:
-            log.info("event stream: %d workers; this one takes partitions %s", len(members), sorted(mine))
-            self.assigned = mine
+        mine = self.assigned
         for partition in partitions:
             handled, partition.handled = partition.handled, 0
             if partition.number in mine or not handled or not partition.open or partition.retry_at:
                 continue
             if self._others_waiting(partition):
                 self._open(connection, consumers, partition)
-
-    def _leave(self) -> None:
-        try:
-            self.membership.leave()
-        except DBAPIError as exc:
-            log.warning("event stream: could not leave the workers' membership (%s)", brief(exc))
 
     def _on_message(
         self,

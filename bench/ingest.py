@@ -98,9 +98,7 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes], timeout: float = 6
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(
-                f"engage run exited early: {process.stdout.read().decode() if process.stdout else ''}"
-            )
+            raise SystemExit(f"engage exited early:\n{process_log(process)}")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", "/healthz")
@@ -151,13 +149,28 @@ def send_all(ports: list[int], bodies: list[bytes], write_key: str, clients: int
     return accepted[0], latencies
 
 
+PROCESS_LOGS: dict[int, Path] = {}
+"""Where each process `_engage` started writes its output, by pid."""
+
+
 def _engage(command: str, root: Path, *extra: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "engage.cli.main", command, "-w", str(root), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ENGAGE_LOG_LEVEL": "WARNING"},
-    )
+    """An engage process logging to a file beside the workspace: a pipe nobody reads would block it once
+    its warnings filled the pipe's buffer."""
+    path = root.parent / f"{command}-{len(PROCESS_LOGS) + 1}.log"
+    with path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "engage.cli.main", command, "-w", str(root), *extra],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={"ENGAGE_LOG_LEVEL": "WARNING", **os.environ},
+        )
+    PROCESS_LOGS[process.pid] = path
+    return process
+
+
+def process_log(process: subprocess.Popen[bytes]) -> str:
+    path = PROCESS_LOGS.get(process.pid)
+    return path.read_text(errors="replace") if path is not None and path.exists() else ""
 
 
 def measure_engage(root: Path, bodies: list[bytes], clients: int, mode: str, apis: int) -> dict[str, float]:

@@ -263,24 +263,35 @@ def health_round_trips(port: int, count: int = 200) -> list[float]:
     return times
 
 
-def consumers_caught_up(database: Database) -> tuple[bool, int, int]:
-    """Whether every consumer's offset reached the last event of every partition; the log's size; and
-    the dead letters."""
-    with database.read() as db:
-        last: dict[int, int] = {}
-        for profile, seq in db.execute(
-            text("SELECT profile_id, max(seq) FROM event_log GROUP BY profile_id")
-        ):
-            partition = partition_of(profile, PARTITIONS)
-            last[partition] = max(last.get(partition, 0), seq)
-        offsets = {
-            (c, p): s for c, p, s in db.execute(text("SELECT consumer, partition, seq FROM stream_offsets"))
-        }
-        logged = db.execute(text("SELECT count(*) FROM event_log")).scalar_one()
-        dead = db.execute(text("SELECT count(*) FROM dead_letters")).scalar_one()
-    consumers = {c for c, _ in offsets}
-    done = all(offsets.get((c, p), 0) >= seq for c in CONSUMERS for p, seq in last.items())
-    return done and set(CONSUMERS) <= consumers, logged, dead
+class CatchUp:
+    """Whether every consumer's offset reached the last event of every partition. Each check reads only
+    the events logged since the previous one: scanning the whole log every second would load the database
+    the workers are draining into."""
+
+    def __init__(self, database: Database):
+        self.database = database
+        self.scanned = 0
+        self.last: dict[int, int] = {}  # partition → its last event's seq
+
+    def check(self) -> tuple[bool, int, int]:
+        """(caught up, events in the log, dead letters)."""
+        with self.database.read() as db:
+            for profile, seq in db.execute(
+                text("SELECT profile_id, seq FROM event_log WHERE seq > :after ORDER BY seq"),
+                {"after": self.scanned},
+            ):
+                partition = partition_of(profile, PARTITIONS)
+                self.last[partition] = max(self.last.get(partition, 0), seq)
+                self.scanned = seq
+            offsets = {
+                (c, p): s
+                for c, p, s in db.execute(text("SELECT consumer, partition, seq FROM stream_offsets"))
+            }
+            logged = db.execute(text("SELECT count(*) FROM event_log")).scalar_one()
+            dead = db.execute(text("SELECT count(*) FROM dead_letters")).scalar_one()
+        consumers = {c for c, _ in offsets}
+        done = all(offsets.get((c, p), 0) >= seq for c in CONSUMERS for p, seq in self.last.items())
+        return done and set(CONSUMERS) <= consumers, logged, dead
 
 
 def delete_queues(exchange: str) -> None:
@@ -349,9 +360,9 @@ def main() -> None:
         ]
         stop.set()
 
-        deadline = time.monotonic() + 300
+        deadline, catch_up = time.monotonic() + 300, CatchUp(database)
         while True:
-            done, logged, dead = consumers_caught_up(database)
+            done, logged, dead = catch_up.check()
             if done or time.monotonic() > deadline:
                 break
             time.sleep(1.0)

@@ -19,8 +19,8 @@ import functools
 import logging
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, deque
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import orjson
@@ -66,7 +66,7 @@ class _Partition:
     channel: BlockingChannel | None = None
     failures: int = 0
     retry_at: float | None = None  # set when delivering failed: stop handling until the messages go back
-    unacked: int = 0  # the last delivery tag seen and not acknowledged (the failed message and its followers)
+    received: deque[tuple[int, bytes]] = field(default_factory=deque)  # (delivery tag, body), not yet handled
     cancelled: bool = False  # by RabbitMQ (the queue was deleted): subscribe again after declaring it
     handled: int = 0  # messages handled since the last balancing
 
@@ -190,7 +190,11 @@ class RabbitMQStream(EventStream):
             self._open(connection, consumers, partition)
         balance_at = 0.0
         while not stop.is_set():
-            connection.process_data_events(time_limit=POLL_SECONDS)
+            waiting = any(partition.received and partition.retry_at is None for partition in partitions)
+            connection.process_data_events(time_limit=0 if waiting else POLL_SECONDS)
+            for partition in partitions:  # a message of each partition in turn: none waits behind another
+                if partition.received and partition.retry_at is None and partition.open:
+                    self._handle(consumers, partition)
             now = time.monotonic()
             for partition in partitions:
                 if not partition.open:
@@ -211,23 +215,24 @@ class RabbitMQStream(EventStream):
         declare_partition(channel, self.exchange, partition.number)
         channel.basic_qos(prefetch_count=PREFETCH)
         channel.add_on_cancel_callback(partition.on_cancel)
-        on_message = functools.partial(self._on_message, consumers, partition)
+        on_message = functools.partial(self._on_message, partition)
         channel.basic_consume(queue_name(self.exchange, partition.number), on_message, auto_ack=False)
 
     @staticmethod
     def _close(partition: _Partition) -> None:
         """Give back what the partition's channel holds, in order, before its consumer leaves the line.
 
-        Messages seen and not acknowledged are returned first (a nack through the last of them); closing
-        then returns the prefetched ones not seen yet and cancels the consumer. Returning them after the
+        Messages received and not handled are returned first (a nack through the last of them); closing
+        then returns the prefetched ones not received yet and cancels the consumer. Returning them after the
         cancel would let the next consumer in line start past them, and skip them as already handled.
         """
         channel, partition.channel = partition.channel, None
-        unacked, partition.unacked = partition.unacked, 0
+        last = partition.received[-1][0] if partition.received else 0
+        partition.received.clear()
         if channel is None or not channel.is_open:
             return
-        if unacked:
-            channel.basic_nack(delivery_tag=unacked, multiple=True, requeue=True)
+        if last:
+            channel.basic_nack(delivery_tag=last, multiple=True, requeue=True)
         channel.close()
 
     def _others_waiting(self, partition: _Partition) -> bool:
@@ -250,20 +255,28 @@ class RabbitMQStream(EventStream):
             if partition.number in mine or not handled or not partition.open or partition.retry_at:
                 continue
             if self._others_waiting(partition):
+                log.info(
+                    "event stream: handing partition %d over to the worker it is assigned to",
+                    partition.number,
+                )
                 self._open(connection, consumers, partition)
 
+    @staticmethod
     def _on_message(
-        self,
-        consumers: ConsumerRegistry,
         partition: _Partition,
-        channel: BlockingChannel,
+        _channel: BlockingChannel,
         method: Basic.Deliver,
         _properties: BasicProperties,
         body: bytes,
     ) -> None:
-        if partition.retry_at is not None:
-            partition.unacked = method.delivery_tag  # prefetched after a failed message: it goes back too
-            return
+        """Only keep it: pika hands a channel's messages over until that channel has none left, which would
+        let one busy partition starve the others; `_subscribe` takes one of each partition in turn."""
+        partition.received.append((method.delivery_tag, body))
+
+    def _handle(self, consumers: ConsumerRegistry, partition: _Partition) -> None:
+        """Deliver the partition's oldest received message to every consumer, then acknowledge it."""
+        assert partition.channel is not None
+        tag, body = partition.received[0]
         try:
             events = [LoggedEvent.from_dict(item) for item in orjson.loads(body)]
         except (ValueError, TypeError, KeyError) as exc:
@@ -272,7 +285,8 @@ class RabbitMQStream(EventStream):
                 partition.number,
                 brief(exc),
             )
-            channel.basic_reject(method.delivery_tag, requeue=False)
+            partition.received.popleft()
+            partition.channel.basic_reject(tag, requeue=False)
             return
         try:
             for consumer in consumers:
@@ -288,9 +302,9 @@ class RabbitMQStream(EventStream):
             )
             partition.failures += 1
             partition.retry_at = time.monotonic() + delay
-            partition.unacked = method.delivery_tag
             return
-        channel.basic_ack(method.delivery_tag)
+        partition.received.popleft()
+        partition.channel.basic_ack(tag)
         partition.failures = 0
         partition.handled += 1
         self.handled_messages += 1

@@ -220,20 +220,22 @@ class RabbitMQStream(EventStream):
 
     @staticmethod
     def _close(partition: _Partition) -> None:
-        """Give back what the partition's channel holds, in order, before its consumer leaves the line.
+        """Leave the partition's line, giving back everything the channel holds, in order.
 
-        Messages received and not handled are returned first (a nack through the last of them); closing
-        then returns the prefetched ones not received yet and cancels the consumer. Returning them after the
-        cancel would let the next consumer in line start past them, and skip them as already handled.
+        The channel is closed without cancelling its consumer first (which `BlockingChannel.close` would
+        do): RabbitMQ then removes the consumer and returns every unacknowledged message to the queue in one
+        step, as when a worker dies, so the next consumer in line starts exactly where this one stopped.
+        After a cancel, deliveries still in flight would come back once the next consumer had started past
+        them, and it would skip them as already handled (a loss).
         """
         channel, partition.channel = partition.channel, None
-        last = partition.received[-1][0] if partition.received else 0
-        partition.received.clear()
+        partition.received.clear()  # unacknowledged: RabbitMQ returns them with the channel
         if channel is None or not channel.is_open:
             return
-        if last:
-            channel.basic_nack(delivery_tag=last, multiple=True, requeue=True)
-        channel.close()
+        # pika has no public way to close a channel without cancelling its consumers first
+        channel._impl.close()  # noqa: SLF001
+        channel._flush_output(lambda: channel.is_closed)  # noqa: SLF001
+        channel._cleanup()  # noqa: SLF001
 
     def _others_waiting(self, partition: _Partition) -> bool:
         """Whether another consumer stands in line for the partition (its queue has more than this one)."""

@@ -36,6 +36,7 @@ ENV = {"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "token", "SENDGRID_AP
 FUZZ = settings(
     max_examples=150,
     deadline=None,
+    derandomize=True,  # the same documents on every run: CI goes red on a change, not on luck
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
 )
 

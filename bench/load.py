@@ -127,6 +127,7 @@ class Load:
         self.clients = clients
         self.lock = threading.Lock()
         self.latencies: list[float] = []
+        self.by_minute: dict[int, list[float]] = {}  # the same latencies by the minute they were due in
         self.accepted = 0
         self.failed: Counter[str] = Counter()
         self.lag_behind = 0.0
@@ -180,6 +181,8 @@ class Load:
                 if response.status == 200:
                     self.accepted += payload["accepted"]
                     self.latencies.append(elapsed)
+                    minute = int((due - self.stop_at) // 60)  # negative: minutes before the end
+                    self.by_minute.setdefault(minute, []).append(elapsed)
                 else:
                     self.failed[str(response.status)] += 1
 
@@ -410,6 +413,8 @@ def main() -> None:
         f"ingest latency per batch of {args.batch}: p50 {p50:.1f} ms, p99 {p99:.1f} ms; "
         f"baseline /healthz round trip p99 {floor_p99:.1f} ms (ratio {p99 / floor_p99:.1f})"
     )
+    minutes = [percentile(values, 0.99) * 1000 for _, values in sorted(load.by_minute.items())]
+    print("ingest latency p99 minute by minute: " + ", ".join(f"{value:.0f}" for value in minutes) + " ms")
     print(
         f"lag to SegmentEntered ({len(lags)} probes, one every 2 s): "
         f"p50 {percentile(lags, 0.5) * 1000:.0f} ms, "

@@ -73,17 +73,21 @@ def connect(url: str) -> BlockingConnection:
 
 def declare_topology(channel: BlockingChannel, exchange: str, partitions: int) -> None:
     """The direct exchange and one durable single-active-consumer queue per partition (idempotent)."""
-    for partition in range(partitions):
-        declare_partition(channel, exchange, partition)
-
-
-def declare_partition(channel: BlockingChannel, exchange: str, partition: int) -> int:
-    """The exchange and the partition's queue (idempotent); returns how many consumers the queue has."""
     channel.exchange_declare(exchange, exchange_type="direct", durable=True)
+    for partition in range(partitions):
+        _declare_queue(channel, exchange, partition)
+
+
+def declare_partition(channel: BlockingChannel, exchange: str, partition: int) -> None:
+    """The exchange and the partition's queue (idempotent)."""
+    channel.exchange_declare(exchange, exchange_type="direct", durable=True)
+    _declare_queue(channel, exchange, partition)
+
+
+def _declare_queue(channel: BlockingChannel, exchange: str, partition: int) -> None:
     queue = queue_name(exchange, partition)
-    declared = channel.queue_declare(queue, durable=True, arguments={"x-single-active-consumer": True})
+    channel.queue_declare(queue, durable=True, arguments={"x-single-active-consumer": True})
     channel.queue_bind(queue, exchange, routing_key=str(partition))
-    return declared.method.consumer_count
 
 
 def close_quietly(connection: BlockingConnection | None) -> None:

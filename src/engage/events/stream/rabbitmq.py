@@ -121,10 +121,10 @@ class RabbitMQStream(EventStream):
             threading.Thread(target=self.relay.run, args=(stop,), name="engage-stream-relay", daemon=True)
         ]
         if len(consumers):  # a worker without consumers only relays: it takes no partition
-            args = (stop,)
-            threads.append(
-                threading.Thread(target=self._keep_membership, args=args, name="engage-stream-members")
+            members = threading.Thread(
+                target=self._keep_membership, args=(stop,), name="engage-stream-members"
             )
+            threads.append(members)
         for thread in threads:
             thread.start()
         try:
@@ -187,7 +187,7 @@ class RabbitMQStream(EventStream):
         """
         partitions = [_Partition(number) for number in range(self.partitions)]
         for partition in partitions:
-            self._open(connection, consumers, partition)
+            self._open(connection, partition)
         balance_at = 0.0
         while not stop.is_set():
             waiting = any(partition.received and partition.retry_at is None for partition in partitions)
@@ -198,16 +198,14 @@ class RabbitMQStream(EventStream):
             now = time.monotonic()
             for partition in partitions:
                 if not partition.open:
-                    self._open(connection, consumers, partition)
+                    self._open(connection, partition)
                 elif partition.retry_at is not None and now >= partition.retry_at:
-                    self._open(connection, consumers, partition)  # the failed messages come back, in order
+                    self._open(connection, partition)  # the failed messages come back, in order
             if now >= balance_at:
-                self._balance(connection, consumers, partitions)
+                self._balance(connection, partitions)
                 balance_at = now + self.balance_seconds
 
-    def _open(
-        self, connection: BlockingConnection, consumers: ConsumerRegistry, partition: _Partition
-    ) -> None:
+    def _open(self, connection: BlockingConnection, partition: _Partition) -> None:
         """(Re)subscribe to the partition's queue on a new channel, at the back of its line of consumers."""
         self._close(partition)
         partition.channel = channel = connection.channel()
@@ -243,9 +241,7 @@ class RabbitMQStream(EventStream):
         queue = queue_name(self.exchange, partition.number)
         return partition.channel.queue_declare(queue, passive=True).method.consumer_count > 1
 
-    def _balance(
-        self, connection: BlockingConnection, consumers: ConsumerRegistry, partitions: list[_Partition]
-    ) -> None:
+    def _balance(self, connection: BlockingConnection, partitions: list[_Partition]) -> None:
         """Step back from the partitions this worker handles but another should (`self.assigned`).
 
         Only a partition that had messages since the last balancing can be one this worker is active on,
@@ -261,7 +257,7 @@ class RabbitMQStream(EventStream):
                     "event stream: handing partition %d over to the worker it is assigned to",
                     partition.number,
                 )
-                self._open(connection, consumers, partition)
+                self._open(connection, partition)
 
     @staticmethod
     def _on_message(

@@ -120,10 +120,13 @@ _PROFILE = _COLUMNS.index("profile_id")
 _INCOMING = "engage_incoming_events"
 
 
-def _copy_into_log(connection: Connection, encoded: list[tuple[Any, ...]]) -> None:
-    """PostgreSQL: COPY the rows into a temporary table, then one INSERT … SELECT into the log.
+def _copy_into_log(connection: Connection, encoded: list[tuple[Any, ...]]) -> dict[str, int]:
+    """PostgreSQL: COPY the rows into a temporary table, then one INSERT … SELECT into the log; returns
+    the `seq` of each new messageId.
 
     One statement instead of one execution per row; ORDER BY keeps `seq` in the order of the rows.
+    RETURNING, not a second query for the rows past the previous maximum: under load that query took half
+    of the time the append lock was held (sampled from `pg_locks`).
     """
     driver = connection.connection.driver_connection
     assert driver is not None
@@ -143,8 +146,10 @@ def _copy_into_log(connection: Connection, encoded: list[tuple[Any, ...]]) -> No
         cursor.execute(
             f"INSERT INTO event_log ({columns}) SELECT message_id, type, event, channel, profile_id, "
             "user_id, anonymous_id, timestamp, received_at, properties::jsonb, traits::jsonb, context::jsonb "
-            f"FROM {_INCOMING} ORDER BY position ON CONFLICT (message_id) DO NOTHING"
+            f"FROM {_INCOMING} ORDER BY position "
+            "ON CONFLICT (message_id) DO NOTHING RETURNING message_id, seq"
         )
+        return dict(cursor.fetchall())
 
 
 def system_event(
@@ -322,21 +327,20 @@ class EventLog:
                 self.on_append()
 
     def _insert(self, connection: Connection, encoded: list[tuple[Any, ...]]) -> dict[str, int]:
-        """Insert with the driver's executemany (the hot path); returns the `seq` of each new messageId.
+        """Insert (the hot path); returns the `seq` of each new messageId.
 
         A messageId already in the log is skipped by the unique index (ON CONFLICT DO NOTHING), which is
-        cheaper than looking every id up first. Appends are serialised, so the rows above the previous
-        maximum are exactly this batch's new ones.
+        cheaper than looking every id up first. On SQLite, with the driver's executemany, which returns
+        no rows: appends are serialised, so the rows above the previous maximum are this batch's new ones.
         """
+        if not self.database.is_sqlite:
+            return _copy_into_log(connection, encoded)
         before = connection.execute(select(func.coalesce(func.max(event_log.c.seq), 0))).scalar_one()
-        if self.database.is_sqlite:
-            connection.exec_driver_sql(
-                f"INSERT INTO event_log ({', '.join(_COLUMNS)}) VALUES ({', '.join(['?'] * len(_COLUMNS))}) "
-                "ON CONFLICT (message_id) DO NOTHING",
-                encoded,
-            )
-        else:
-            _copy_into_log(connection, encoded)
+        connection.exec_driver_sql(
+            f"INSERT INTO event_log ({', '.join(_COLUMNS)}) VALUES ({', '.join(['?'] * len(_COLUMNS))}) "
+            "ON CONFLICT (message_id) DO NOTHING",
+            encoded,
+        )
         result = connection.execute(_INSERTED, {"before": before}).fetchall()
         return {message_id: seq for message_id, seq in result}
 

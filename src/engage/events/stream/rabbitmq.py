@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 __all__ = ["RabbitMQStream", "queue_name"]
 
 log = logging.getLogger(__name__)
-PREFETCH = 4
+PREFETCH = 8  # messages received ahead, delivered together: up to 8 relay batches' share of a partition
 
 
 @dataclass
@@ -272,20 +272,32 @@ class RabbitMQStream(EventStream):
         partition.received.append((method.delivery_tag, body))
 
     def _handle(self, consumers: ConsumerRegistry, partition: _Partition) -> None:
-        """Deliver the partition's oldest received message to every consumer, then acknowledge it."""
+        """Deliver the partition's received messages, oldest first, to every consumer as one batch, then
+        acknowledge them all.
+
+        One transaction per consumer for everything received: a worker behind the log commits a few large
+        batches instead of many small ones, which is what lets it catch up.
+        """
         assert partition.channel is not None
-        tag, body = partition.received[0]
-        try:
-            events = [LoggedEvent.from_dict(item) for item in orjson.loads(body)]
-        except (ValueError, TypeError, KeyError) as exc:
-            log.error(
-                "event stream: dropping a malformed message from partition %d (%s)",
-                partition.number,
-                brief(exc),
-            )
-            partition.received.popleft()
-            partition.channel.basic_reject(tag, requeue=False)
-            return
+        events: list[LoggedEvent] = []
+        taken, last_tag = 0, 0
+        for tag, body in partition.received:
+            try:
+                decoded = [LoggedEvent.from_dict(item) for item in orjson.loads(body)]
+            except (ValueError, TypeError, KeyError) as exc:
+                if taken:
+                    break  # the messages before it are delivered; it is dropped on its own next round
+                log.error(
+                    "event stream: dropping a malformed message from partition %d (%s)",
+                    partition.number,
+                    brief(exc),
+                )
+                partition.received.popleft()
+                partition.channel.basic_reject(tag, requeue=False)
+                return
+            last = events[-1].seq if events else 0
+            events.extend(event for event in decoded if event.seq > last)  # a relay handover can repeat some
+            taken, last_tag = taken + 1, tag
         try:
             for consumer in consumers:
                 deliver(self.database, consumer, partition.number, events)
@@ -301,9 +313,10 @@ class RabbitMQStream(EventStream):
             partition.failures += 1
             partition.retry_at = time.monotonic() + delay
             return
-        partition.received.popleft()
-        partition.channel.basic_ack(tag)
+        for _ in range(taken):
+            partition.received.popleft()
+        partition.channel.basic_ack(last_tag, multiple=True)
         partition.failures = 0
-        partition.handled += 1
-        self.handled_messages += 1
-        self.handled_by_partition[partition.number] += 1
+        partition.handled += taken
+        self.handled_messages += taken
+        self.handled_by_partition[partition.number] += taken

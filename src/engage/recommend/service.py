@@ -19,7 +19,7 @@ import numpy as np
 from sqlalchemy import text
 
 from engage.profiles.queries import find_profile_id
-from engage.recommend._campaign import BATCH, THREADS, Batch, changed_since
+from engage.recommend._campaign import BATCH, THREADS, Batch
 from engage.recommend._history import PURCHASE_EVENTS, History
 from engage.recommend._prepared import Prepared
 from engage.recommend._ranking import share, top_allowed, unit, with_promotions
@@ -148,12 +148,11 @@ class Recommender:
         are scored as one matrix per thousand. Not logged: the caller logs with `shown` what it actually
         sends. Shoppers with no history get their `for_you` one by one (cold starts are few and cheap)."""
         version, prepared = self._version()
-        changed = changed_since(self.database, version)
         answers: dict[str, Recommendations] = {}
         pending: Batch | None = None
         for start in range(0, len(users), BATCH):
             batch = Batch.start(self.database, self.config.serving.history, self._pool, version, prepared,
-                                list(users[start : start + BATCH]), n, filters, changed)  # fmt: skip
+                                list(users[start : start + BATCH]), n, filters)  # fmt: skip
             if pending is not None:  # while the next batch is ranked
                 answers.update(self._campaign_answers(pending, n, filters, version, prepared))
             pending = batch

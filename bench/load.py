@@ -345,7 +345,8 @@ class AutovacuumStandIn:
                 due = connection.execute(  # autovacuum's default thresholds and scale factors
                     "SELECT relname, n_dead_tup > 50 + 0.2 * n_live_tup "
                     "OR n_ins_since_vacuum > 1000 + 0.2 * n_live_tup, "
-                    "n_mod_since_analyze > 50 + 0.1 * n_live_tup FROM pg_stat_user_tables"
+                    "n_mod_since_analyze > 50 + 0.1 * n_live_tup FROM pg_stat_user_tables "
+                    "WHERE schemaname = 'public'"  # not the API processes' temporary tables
                 ).fetchall()
                 for table, vacuum, analyze in due:
                     command = "VACUUM (ANALYZE)" if vacuum and analyze else "VACUUM" if vacuum else "ANALYZE"

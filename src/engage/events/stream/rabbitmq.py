@@ -8,9 +8,10 @@ Every `engage worker` runs both halves, each in its own thread with its own conn
   line takes over at once when that worker dies. The live workers share the partitions round robin
   (`_rabbitmq_members`): a worker handling a partition assigned to another steps to the back of its line,
   so adding or removing a worker rebalances within a few seconds.
-  A message is acknowledged once every registered consumer has taken its events (`deliver` skips what a
-  consumer already handled, so redelivery is harmless). When delivering fails (the database is down),
-  the message and everything prefetched after it go back to the queue, in order, after a backoff.
+  What a partition has received is delivered to every registered consumer as one batch and acknowledged
+  once they all took it (`deliver` skips what a consumer already handled, so redelivery is harmless).
+  When delivering fails (the database is down), those messages and everything prefetched after them go
+  back to the queue, in order, after a backoff.
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ from pathlib import Path
 
 import orjson
 import pika
-import psycopg
 from ingest import _engage, cpu_seconds, free_port, postgres_database, process_log, wait_healthy
 from send import configure
 from sqlalchemy import text
@@ -330,29 +329,31 @@ class AutovacuumStandIn:
     PostgreSQL does.
     """
 
-    def __init__(self, database_url: str, every: float = 30.0):
-        self.url = database_url.replace("postgresql+psycopg://", "postgresql://")
+    def __init__(self, database: Database, every: float = 30.0):
+        self.database = database
         self.every = every
         self.done: Counter[str] = Counter()
 
     def needed(self) -> bool:
-        with psycopg.connect(self.url) as connection:
-            return connection.execute("SHOW autovacuum").fetchone()[0] == "off"
+        with self.database.read() as connection:
+            return connection.execute(text("SHOW autovacuum")).scalar_one() == "off"
 
     def run(self, stop: threading.Event) -> None:
-        with psycopg.connect(self.url, autocommit=True) as connection:
+        with self.database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             while not stop.wait(self.every):
                 due = connection.execute(  # autovacuum's default thresholds and scale factors
-                    "SELECT relname, n_dead_tup > 50 + 0.2 * n_live_tup "
-                    "OR n_ins_since_vacuum > 1000 + 0.2 * n_live_tup, "
-                    "n_mod_since_analyze > 50 + 0.1 * n_live_tup FROM pg_stat_user_tables "
-                    "WHERE schemaname = 'public'"  # not the API processes' temporary tables
-                ).fetchall()
+                    text(
+                        "SELECT relname, to_vacuum, to_analyze FROM (SELECT relname, "
+                        "n_dead_tup > 50 + 0.2 * n_live_tup OR n_ins_since_vacuum > 1000 + 0.2 * n_live_tup "
+                        "AS to_vacuum, n_mod_since_analyze > 50 + 0.1 * n_live_tup AS to_analyze "
+                        "FROM pg_stat_user_tables WHERE schemaname = 'public') AS tables "  # not temporary
+                        "WHERE to_vacuum OR to_analyze"
+                    )
+                ).all()
                 for table, vacuum, analyze in due:
                     command = "VACUUM (ANALYZE)" if vacuum and analyze else "VACUUM" if vacuum else "ANALYZE"
-                    if vacuum or analyze:
-                        connection.execute(f'{command} "{table}"')
-                        self.done[command] += 1
+                    connection.execute(text(f'{command} "{table}"'))
+                    self.done[command] += 1
 
 
 def delete_queues(exchange: str) -> None:
@@ -412,7 +413,7 @@ def main() -> None:
             target=probe_lags, args=(ports[-1], write_key, database, stop, drained, lags, unseen)
         )
         prober.start()  # stopped by `drained`, set below or in `finally`
-        vacuum = AutovacuumStandIn(database_url)
+        vacuum = AutovacuumStandIn(database)
         if vacuum.needed():
             vacuuming = threading.Thread(target=vacuum.run, args=(drained,))
             vacuuming.start()  # stopped by `drained` too

@@ -3,6 +3,8 @@ else email, a reminder a day later without a click, and the cart's order ending 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from tests.helpers import track
 from tests.journeys.conftest import Shop, customer
 
@@ -132,3 +134,23 @@ def test_the_holdout_gets_nothing_and_still_counts_for_the_goal(shop: Shop) -> N
     assert groups["reminded"] == (200 - len(held), 0)
     (converted,) = shop.events("JourneyConverted")
     assert converted.properties["holdout"] is True
+
+
+def test_an_order_taken_in_late_still_converts_and_stays_out_of_the_comparison(shop: Shop) -> None:
+    """The worker takes in the cart and its order ten minutes late, together: the goal's window opened when
+    the cart was filled, and an instance that ended before the split is in neither group."""
+    shop.shipped("abandoned_cart")
+    filled, ordered = (
+        (shop.clock.now - timedelta(minutes=minutes)).isoformat() for minutes in (10, 5)
+    )  # fmt: skip
+    shop.send(
+        customer("ann"),
+        track("ann", "ProductAdded", at=filled, cart_id="c1", product_id="1"),
+        track("ann", "OrderCompleted", at=ordered, cart_id="c1"),
+    )
+    (instance,) = shop.instances("abandoned_cart")
+    assert instance["exit_reason"] == "exit_on OrderCompleted"
+    assert instance["goal_at"] is not None
+    stats = shop.engage.journeys.stats("abandoned_cart")
+    assert stats.converted == 1
+    assert stats.groups == []

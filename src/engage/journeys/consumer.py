@@ -86,10 +86,12 @@ class JourneysConsumer:
         if journey is None:
             return
         goal = journey.goal
+        # The goal's window opens at the trigger's own time, not when a worker took it in: an order placed
+        # before the worker caught up is still the customer's conversion.
         if (
             goal is not None
             and instance.goal_at is None
-            and instance.entered_at <= event.timestamp <= instance.entered_at + goal.within
+            and (opened := triggered_at(instance)) <= event.timestamp <= opened + goal.within
             and event_matches(goal.match, event.event, event.properties, event.timestamp, instance.trigger)
         ):
             changes.convert(instance, event)
@@ -169,6 +171,12 @@ def _starts(journey: Journey, event: LoggedEvent) -> bool:
     if trigger.segment is not None:
         return event.event == SEGMENT_ENTERED and event.properties.get("segment") == trigger.segment
     return event_matches(trigger.as_match(), event.event, event.properties, event.timestamp, {})
+
+
+def triggered_at(instance: Instance) -> datetime:
+    """When the event that started `instance` happened (its entry time for instances stored without it)."""
+    recorded = instance.trigger.get("timestamp")
+    return datetime.fromisoformat(recorded) if isinstance(recorded, str) else instance.entered_at
 
 
 def trigger_data(event: LoggedEvent) -> dict[str, object]:

@@ -165,8 +165,13 @@ def journey_stats(connection: Connection, journey: Journey) -> JourneyStats:
         ),
         params,
     ).all()
+    # With a split, only instances that reached it were assigned a group: those that left before it (an
+    # order within the first hour) are in neither side of the comparison.
+    split = any(isinstance(node.step, Split) for node in journey.nodes)
     groups: dict[str, list[int]] = {}
     for arm, held, size, converted in rows:
+        if split and not arm and not held:
+            continue
         name = HOLDOUT if held else (arm or "all")
         total = groups.setdefault(name, [0, 0])
         total[0] += size

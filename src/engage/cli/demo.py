@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
 import typer
@@ -36,7 +38,12 @@ def demo(
         f"[bold]engage demo[/]: {users} shoppers, {days} days of history, {live_days} live days, seed {seed}"
     )
     options = DemoOptions(directory.resolve(), users, days, live_days, seed, speed, bot, bot_cache)
-    result = run_demo(options, console)
+    # SIGTERM unwinds like Ctrl-C, so the Rasa server and the action server it started stop with it.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        result = run_demo(options, console)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print_summary(console, result)
 
 
@@ -78,7 +85,17 @@ def print_summary(console: Console, result: DemoResult) -> None:
 
     messages = _table("messages", "channel", *MESSAGE_STEPS)
     for channel, counts in summary.messages.items():
-        messages.add_row(channel, *(f"{counts[step]:,}" for step in MESSAGE_STEPS))
+        unreported = summary.unreported.get(channel, set())
+        messages.add_row(
+            channel,
+            *(
+                "-" if step in unreported and not counts[step] else f"{counts[step]:,}"
+                for step in MESSAGE_STEPS
+            ),
+        )
+    if any(summary.unreported.values()):
+        messages.caption = "-: nothing reports it (an SMS has no opens; the outbox reports no deliveries)"
+        messages.caption_justify = "left"
 
     chat = _table("chat", "what", "count")
     for channel, count in sorted(summary.chat_turns.items()):
@@ -102,6 +119,16 @@ def print_summary(console: Console, result: DemoResult) -> None:
         console.print(table)
     for example in tally.examples:
         console.print(f"  rejected: {example}")
+    persona = summary.persona_click_through
+    if "after" in persona:
+        before_rate, after_rate = persona["before"].rate, persona["after"].rate
+        console.print(
+            "[bold]the loop[/]: personalized recommendations clicked by shoppers with a persona, "
+            "every channel: "
+            f"[bold]{before_rate:.1%}[/] before retraining on the channels' clicks, "
+            f"[bold]{after_rate:.1%}[/] after ({(after_rate - before_rate) * 100:+.1f} points)",
+            soft_wrap=True,
+        )
     console.print(
         f"models: {summary.models.get('before')} before, {summary.models.get('after', '-')} after "
         f"(retrained {result.retrained_at:%a %d %b %H:%M} UTC)"

@@ -7,7 +7,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -23,7 +22,7 @@ from engage.recommend.evaluation import (
     write_report,
 )
 from engage.recommend.service import Filters, NoModelError, Recommendations
-from engage.recommend.training import MODELS, load_interactions
+from engage.recommend.training import MODELS, evaluation_frame
 
 __all__ = ["register"]
 
@@ -122,15 +121,7 @@ def evaluate_command(
     with contextlib.closing(open_engage(workspace)) as engage:
         var = engage.workspace.var_dir
         if dataset is Dataset.workspace:
-            frame = load_interactions(engage.database)
-            interactions = pd.DataFrame(
-                {
-                    "user": frame["profile_id"],
-                    "item": frame["item_id"],
-                    "weight": frame["weight"].astype(float),
-                    "timestamp": pd.to_datetime(frame["at"], utc=True).astype("int64") // 1_000_000_000,
-                }
-            )
+            interactions = evaluation_frame(engage.database)
         elif dataset is Dataset.generated:
             interactions = generated_interactions(seed=seed)
         else:

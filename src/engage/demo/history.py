@@ -11,7 +11,7 @@ from typing import Any
 
 from engage.bootstrap import Engage
 from engage.demo.shoppers import Shopper
-from engage.demo.storefront import Storefront, signup
+from engage.demo.storefront import Cart, Storefront, signup
 
 __all__ = ["history_calls", "import_history"]
 
@@ -31,7 +31,8 @@ def history_calls(
         when = max(start, shopper.joined - timedelta(days=rng.uniform(0, 7)))
         carts = 0
         while when < shopper.joined:
-            visit, when = storefront.visit(rng, shopper, when, signed_in=False, cart_number=carts)
+            cart = Cart(f"cart-{shopper.number}-{carts}")
+            visit, when = storefront.visit(rng, shopper, when, cart, signed_in=False)
             calls += visit
             carts += 1
             when += timedelta(days=rng.expovariate(1.5))
@@ -42,7 +43,8 @@ def history_calls(
             if when >= end:
                 break
             carts += 1
-            visit, when = storefront.visit(rng, shopper, when, signed_in=True, cart_number=carts)
+            cart = Cart(f"cart-{shopper.number}-{carts}")
+            visit, when = storefront.visit(rng, shopper, when, cart, signed_in=True)
             calls += visit
         yield calls
 

@@ -9,7 +9,10 @@ Then engage does one worker's round on the same clock: the consumers, the journe
 the dispatcher, the SMS relay to the bot and the bot's turns read back.
 
 Shoppers open and click with probabilities that grow with how well what they were shown fits their
-persona: that is what makes retraining on channel clicks pay off.
+persona: that is what makes retraining on channel clicks pay off. A click brings the shopper to the shop: a
+product link to a visit that starts at that product, a link to their cart (or to a product in it) back to
+the cart they left, where many of them buy it. That is what the reminders' conversion against the holdout
+measures.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from requests.auth import AuthBase
 
 from engage.bootstrap import Engage
 from engage.demo.shoppers import Season, Shopper
-from engage.demo.storefront import Storefront, is_new, signup, track
+from engage.demo.storefront import Cart, Storefront, is_new, signup, track
 from engage.errors import EngageError
 from engage.messaging.links import InvalidLink, LinkKind
 from engage.recommend.catalog import Product
@@ -55,6 +58,10 @@ CLICK_BASE = 0.01
 CLICK_PER_AFFINITY = 0.2
 NEW_ARRIVAL_INTEREST = 2.0
 EMAIL_OPEN = 0.45
+CART_CLICK = 0.2
+"""The chance of clicking a link to the cart they left (or to a product in it) while it is still open."""
+BACK_TO_CART_CHECKOUT = 0.7
+BACK_TO_CART_BUYS = 0.6
 STOP_CHANCE = 0.04
 ORDINALS = ("first", "second", "third", "fourth", "fifth")
 
@@ -178,7 +185,9 @@ class LiveShop:
         self.script = ChatScript({"housewares": "kitchen stuff", "homedecor": "home decor"})
         self._seen_files: set[Path] = set()
         self._seen_sms = 0
-        self._carts: dict[int, int] = {}
+        self._carts: dict[int, Cart] = {}
+        self._landings: list[dict[str, Any]] = []
+        """The visits that clicks in messages lead to, made at the start of the next step."""
         self._opted_out: set[str] = set()
         self.ingest = IngestTally()
         self.chats_web = 0
@@ -196,7 +205,7 @@ class LiveShop:
         """Everything shoppers do in [start, start + STEP), then engage's round at its end."""
         end = start + STEP
         self.clock.now = start
-        calls: list[dict[str, Any]] = []
+        calls, self._landings = self._landings, []
         for shopper in self.shoppers:
             if start <= shopper.joined < end:
                 calls += self._arrive(shopper)
@@ -219,7 +228,7 @@ class LiveShop:
         """A new customer: browses anonymously, signs up (the browsing follows them), sometimes buys."""
         when = shopper.joined
         luck = self.luck(shopper)
-        calls, when = self.storefront.visit(luck, shopper, when, signed_in=False, cart_number=0)
+        calls, when = self.storefront.visit(luck, shopper, when, self._cart(shopper), signed_in=False)
         calls += signup(luck, shopper, when + timedelta(minutes=2))
         return calls
 
@@ -247,12 +256,18 @@ class LiveShop:
                     calls[-1]["context"] = {"channel": "web"}
                     came_for.append(product)
                     break
-        number = self._carts.get(shopper.number, 0) + 1
-        self._carts[shopper.number] = number
         visit, _ = self.storefront.visit(
-            self.luck(shopper), shopper, when, signed_in=True, cart_number=number, also_view=came_for
+            self.luck(shopper), shopper, when, self._cart(shopper), signed_in=True, also_view=came_for
         )
         return calls + visit
+
+    def _cart(self, shopper: Shopper) -> Cart:
+        """The shopper's cart: the one they left, until they order it."""
+        cart = self._carts.get(shopper.number)
+        if cart is None or cart.ordered:
+            number = int(cart.id.rsplit("-", 1)[1]) + 1 if cart else 1
+            cart = self._carts[shopper.number] = Cart(f"cart-{shopper.number}-live-{number}")
+        return cart
 
     def _home_page(self, shopper: Shopper) -> tuple[str, list[Product]] | None:
         response = self.http.get(
@@ -327,34 +342,62 @@ class LiveShop:
             self._opted_out.add(to)
 
     def _click_one(self, links: list[str], shopper: Shopper) -> None:
-        """At most one click per message, each link weighed by the shopper's interest in its product."""
+        """At most one click per message, each link weighed by the shopper's interest in what it shows; the
+        click brings them to the shop in the next step."""
+        cart = self._carts.get(shopper.number)
         for link in links:
-            if self.luck(shopper).random() < click_chance(
-                shopper, self._product_of(link), self.clock.now, self.storefront.season
-            ):
+            product, to_cart = self._target_of(link, cart)
+            chance = (
+                CART_CLICK
+                if to_cart
+                else click_chance(shopper, product, self.clock.now, self.storefront.season)
+            )
+            if self.luck(shopper).random() < chance:
                 self._get(link)
+                self._land(shopper, product, to_cart)
                 return
 
-    def _product_of(self, link: str) -> Product | None:
-        """The product a tracked link shows (what the reader sees beside it)."""
+    def _land(self, shopper: Shopper, product: Product | None, to_cart: bool) -> None:
+        luck = self.luck(shopper)
+        when = self.clock.now + timedelta(seconds=luck.randint(5, 120))
+        if to_cart:
+            starts = luck.random() < BACK_TO_CART_CHECKOUT
+            calls, _ = self.storefront.checkout(
+                luck, {"userId": shopper.user_id}, when, self._cart(shopper), starts, BACK_TO_CART_BUYS
+            )
+        else:
+            also_view = [product] if product is not None else []
+            calls, _ = self.storefront.visit(
+                luck, shopper, when, self._cart(shopper), signed_in=True, also_view=also_view
+            )
+        self._landings += calls
+
+    def _target_of(self, link: str, cart: Cart | None) -> tuple[Product | None, bool]:
+        """The product a tracked link shows (what the reader sees beside it), and whether it leads back to
+        the shopper's open cart (the cart's page, or a product in it)."""
         path = urlsplit(link).path
         kind, token = path.split("/")[1], path.rsplit("/", 1)[-1]
         signer = self.engage.messaging.signer
+        url = None
         try:
             if kind == "c":
                 found = signer.read(token, LinkKind.CLICK)
                 message = self.engage.messaging.get(found.send_id)
                 if message is None or found.index >= len(message.links):
-                    return None
-                item = message.links[found.index].get("item")
+                    return None, False
+                url, item = message.links[found.index].get("url"), message.links[found.index].get("item")
             elif kind == "r":
                 found = signer.read(token, LinkKind.RECOMMENDATION)
                 item = self.engage.chat.shop.shown_item(found.send_id, found.index)
             else:
-                return None
+                return None, False
         except InvalidLink:
-            return None
-        return self.catalog.get(item) if item else None
+            return None, False
+        product = self.catalog.get(item) if item else None
+        if cart is None or not cart.open:
+            return product, False
+        in_cart = product is not None and any(kept.id == product.id for kept in cart.products)
+        return product, in_cart or url == self.engage.messaging.config.shop.cart_url
 
     def _get(self, link: str) -> None:
         self.http.get(self._local(link), allow_redirects=False, timeout=30)

@@ -8,7 +8,9 @@
 3. A live period on an accelerated clock (`engage.demo.live`): the shipped journeys and the weekly
    campaign fire, shoppers open, click, reply, chat and opt out, and halfway through the recommender
    retrains on what came back.
-4. The summary (`engage.demo.summary`, read from the database) and the HTML report.
+4. An offline evaluation of the recommender's models on the shop's interactions (what the dashboard's
+   recommendations page shows), the summary (`engage.demo.summary`, read from the database) and the HTML
+   report.
 """
 
 from __future__ import annotations
@@ -46,12 +48,18 @@ from engage.demo.storefront import Storefront, new_arrivals
 from engage.demo.summary import Summary, summarise
 from engage.errors import EngageError, WorkspaceError
 from engage.recommend.catalog import CATALOG_FILE, load_catalog, write_catalog
+from engage.recommend.evaluation import evaluate
+from engage.recommend.evaluation import write_report as write_evaluation
+from engage.recommend.training import MODELS, evaluation_frame
 from engage.testing.twilio import TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN, FakeTwilio
 from engage.workspace import Workspace, init_workspace
 
 __all__ = ["DemoOptions", "DemoResult", "run_demo", "prepare_workspace"]
 
 MARKER = ".engage-demo"
+EVALUATED = ("popularity", "itemknn", "ease", "als", "bpr")
+"""The models the demo evaluates offline: each fits in about a second here (`auto` searches for a minute)."""
+EVALUATION_METRIC = "normalized_discounted_cumulative_gain_at_10"
 
 
 @dataclass(frozen=True)
@@ -250,6 +258,14 @@ def run_demo(options: DemoOptions, console: Console) -> DemoResult:
                 paced += STEP.total_seconds() / options.speed
                 time.sleep(max(0.0, paced - time.monotonic()))
         live.finish(wait_for_bot=engage.chat.reader is not None)
+        offline = progress.add_task("recommender: offline evaluation", total=None, note="")
+        evaluation = evaluate(
+            evaluation_frame(engage.database), [MODELS[name] for name in EVALUATED], "personalize",
+            seed=options.seed, name="workspace",
+        )  # fmt: skip
+        write_evaluation(evaluation, workspace.var_dir / "evaluations")
+        best = max(evaluation.results, key=lambda result: result.metrics.get(EVALUATION_METRIC, 0.0))
+        progress.update(offline, total=1, completed=1, note=f"best NDCG@10: {best.model}")
         summary = summarise(engage, before.version, after.version if after else None)
         report = write_report(summary, directory.parent / "report.html", options, live_start, live_end)
     return DemoResult(

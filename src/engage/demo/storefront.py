@@ -4,7 +4,8 @@ A visit is a few product views, 80% of them in the shopper's favourite categorie
 anywhere, popular products more often than others and new arrivals (products that came into the catalog in
 the last 30 days) as often as a best seller, as a shop's new-in shelf shows them; a product is never seen
 before it exists. Relative to views the funnel is the Retail Demo Store's: add to cart 8%, cart viewed 5%,
-checkout started 2%, order completed 1%. A cart left unpaid is what the abandoned-cart journey is for.
+checkout started 2%, order completed 1%. A cart left unpaid stays the shopper's cart: a later visit may
+add to it or buy it, and it is what the abandoned-cart journey reminds them of.
 """
 
 from __future__ import annotations
@@ -13,18 +14,32 @@ import dataclasses
 import random
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from engage.demo.shoppers import Season, Shopper
 from engage.recommend.catalog import Catalog, Product
 
-__all__ = ["Storefront", "is_new", "track", "signup", "new_arrivals"]
+__all__ = ["Cart", "Storefront", "is_new", "track", "signup", "new_arrivals"]
 
 PERSONA_SHARE = 0.8
 NEW_FOR = timedelta(days=30)
 NEW_ARRIVAL_WEIGHT = 1.0
 """A new arrival is on the new-in shelf: seen as often as its category's best seller."""
+CART_AGAIN = 0.3
+"""The chance that a visit which adds nothing still goes to the cart left last time."""
+
+
+@dataclass
+class Cart:
+    id: str
+    products: list[Product] = field(default_factory=list)
+    ordered: bool = False
+
+    @property
+    def open(self) -> bool:
+        return bool(self.products) and not self.ordered
 
 
 def track(
@@ -116,44 +131,50 @@ class Storefront:
         return product
 
     def visit(
-        self, rng: random.Random, shopper: Shopper, when: datetime, *, signed_in: bool, cart_number: int,
+        self, rng: random.Random, shopper: Shopper, when: datetime, cart: Cart, *, signed_in: bool,
         also_view: Iterable[Product] = (),
     ) -> tuple[list[dict[str, Any]], datetime]:  # fmt: skip
-        """One visit's calls and when it ended; `also_view` are products the shopper came for (a link
-        they clicked), viewed first."""
+        """One visit's calls and when it ended; what they add goes into `cart` (ordered, if they buy it);
+        `also_view` are products the shopper came for (a link they clicked), viewed first."""
         ids = {"userId": shopper.user_id} if signed_in else {"anonymousId": shopper.anonymous_id}
         calls: list[dict[str, Any]] = []
-        cart: list[Product] = []
-        cart_id = f"cart-{shopper.number}-{cart_number}"
+        added = False
         views = [*also_view, *(self.pick(rng, shopper, when) for _ in range(rng.randint(1, 7)))]
         for product in views:
             when += timedelta(seconds=rng.randint(15, 180))
             calls.append(track(rng, ids, "ProductViewed", when, _item(product)))
             if rng.random() < 0.08 * _discount_pull(shopper, product, self._cheap):
-                cart.append(product)
+                cart.products.append(product)
+                added = True
                 calls.append(
                     track(
-                        rng, ids, "ProductAdded", when, {**_item(product), "quantity": 1, "cart_id": cart_id}
+                        rng, ids, "ProductAdded", when, {**_item(product), "quantity": 1, "cart_id": cart.id}
                     )
                 )
-        if not cart:
-            return calls, when
-        if rng.random() < 0.6:
-            when += timedelta(seconds=rng.randint(10, 60))
-            calls.append(track(rng, ids, "CartViewed", when, {"cart_id": cart_id, "products": _items(cart)}))
-            if signed_in and rng.random() < 0.4:
-                when += timedelta(seconds=rng.randint(30, 240))
-                calls.append(
-                    track(rng, ids, "CheckoutStarted", when, {"cart_id": cart_id, "products": _items(cart)})
-                )
-                if rng.random() < 0.5:
-                    order = {
-                        "order_id": str(uuid.UUID(int=rng.getrandbits(128))),
-                        "cart_id": cart_id,
-                        "revenue": round(sum(p.price for p in cart), 2),
-                        "products": _items(cart),
-                    }
-                    calls.append(track(rng, ids, "OrderCompleted", when, order))
+        if cart.open and (added or rng.random() < CART_AGAIN) and rng.random() < 0.6:
+            checkout, when = self.checkout(rng, ids, when, cart, signed_in and rng.random() < 0.4, 0.5)
+            calls += checkout
+        return calls, when
+
+    def checkout(
+        self, rng: random.Random, ids: dict[str, str], when: datetime, cart: Cart, starts: bool, buys: float
+    ) -> tuple[list[dict[str, Any]], datetime]:
+        """The cart viewed; if the shopper `starts` checking out, the order with the chance `buys`."""
+        when += timedelta(seconds=rng.randint(10, 60))
+        products = _items(cart.products)
+        calls = [track(rng, ids, "CartViewed", when, {"cart_id": cart.id, "products": products})]
+        if starts:
+            when += timedelta(seconds=rng.randint(30, 240))
+            calls.append(track(rng, ids, "CheckoutStarted", when, {"cart_id": cart.id, "products": products}))
+            if rng.random() < buys:
+                order = {
+                    "order_id": str(uuid.UUID(int=rng.getrandbits(128))),
+                    "cart_id": cart.id,
+                    "revenue": round(sum(p.price for p in cart.products), 2),
+                    "products": products,
+                }
+                calls.append(track(rng, ids, "OrderCompleted", when, order))
+                cart.ordered = True
         return calls, when
 
 

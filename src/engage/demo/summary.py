@@ -16,6 +16,7 @@ from engage.messaging.records import ACTIVE
 from engage.segments.queries import segment_sizes
 from engage.store.codec import json_value
 from engage.store.models import EventRecord, Message, MessageStatus, Profile
+from engage.workspace.connectors import OutboxConfig
 
 __all__ = ["Summary", "JourneyLine", "ClickThrough", "combined", "summarise", "MESSAGE_STEPS"]
 
@@ -69,6 +70,9 @@ class Summary:
     journeys: list[JourneyLine] = field(default_factory=list)
     messages: dict[str, dict[str, int]] = field(default_factory=dict)
     """Channel -> step (MESSAGE_STEPS) -> messages that reached it."""
+    unreported: dict[str, set[str]] = field(default_factory=dict)
+    """Channel -> the steps nobody can report on it: an SMS is never seen opening, the outbox delivers
+    nothing."""
     messages_by_template: dict[str, int] = field(default_factory=dict)
     chat_turns: dict[str, int] = field(default_factory=dict)
     """ChatMessage events (the customers' turns) by the channel the bot was reached on."""
@@ -76,6 +80,9 @@ class Summary:
     opt_outs: dict[str, int] = field(default_factory=dict)
     click_through: dict[str, dict[tuple[str, str], ClickThrough]] = field(default_factory=dict)
     """Period ("before" / "after" retraining) -> (channel, use case) -> click-through."""
+    persona_click_through: dict[str, ClickThrough] = field(default_factory=dict)
+    """Period -> the personalized lists (`for_you`) shown to shoppers with a persona, on every channel: the
+    figure the loop has to raise."""
     models: dict[str, str] = field(default_factory=dict)
     """Period -> model version."""
 
@@ -130,6 +137,7 @@ def summarise(engage: Engage, before: str, after: str | None) -> Summary:
             channel: {step: steps[channel].get(step, 0) for step in MESSAGE_STEPS}
             for channel in sorted(steps)
         }
+        summary.unreported = {channel: _unreported(engage, channel) for channel in summary.messages}
         summary.messages_by_template = dict(
             connection.execute(
                 select(messages.c.template, func.count())
@@ -152,15 +160,26 @@ def summarise(engage: Engage, before: str, after: str | None) -> Summary:
             profile: set((json_value(traits) or {}).get("persona", "").split("_"))
             for profile, traits in connection.execute(select(profiles.c.id, profiles.c.traits))
         }
-        summary.click_through = _click_through(connection, personas, engage, before, after)
+        summary.click_through, summary.persona_click_through = _click_through(
+            connection, personas, engage, before, after
+        )
     summary.models = {"before": before, **({"after": after} if after else {})}
     summary.journeys = _journeys(engage)
     return summary
 
 
+def _unreported(engage: Engage, channel: str) -> set[str]:
+    steps = {"opened"} if channel == "sms" else set()
+    if isinstance(engage.messaging.connectors.configs.get(channel), OutboxConfig):
+        steps.add("delivered")
+    return steps
+
+
 def _click_through(
     connection: Any, personas: dict[str, set[str]], engage: Engage, before: str, after: str | None
-) -> dict[str, dict[tuple[str, str], ClickThrough]]:
+) -> tuple[dict[str, dict[tuple[str, str], ClickThrough]], dict[str, ClickThrough]]:
+    """By period: the click-through of each (channel, use case), and that of the personalized lists shown
+    to shoppers with a persona."""
     events = EventRecord.__table__
     periods = {before: "before", **({after: "after"} if after else {})}
     catalog = engage.recommend.catalog
@@ -171,6 +190,7 @@ def _click_through(
         )
     }
     table: dict[str, dict[tuple[str, str], ClickThrough]] = {period: {} for period in periods.values()}
+    persona = {period: ClickThrough() for period in periods.values()}
     shown = select(events.c.properties, events.c.channel, events.c.profile_id).where(
         events.c.event == "RecommendationShown"
     )
@@ -179,14 +199,20 @@ def _click_through(
         period = periods.get(properties.get("model_version"))
         if period is None:
             continue
-        line = table[period].setdefault((channel, properties.get("use_case") or "?"), ClickThrough())
-        line.shown += 1
-        line.clicked += properties.get("recommendation_id") in clicked
-        favourites = personas.get(profile, set())
-        for item in properties.get("items") or []:
-            line.items += 1
-            line.persona_items += item in catalog and catalog[item].category in favourites
-    return table
+        use_case = properties.get("use_case") or "?"
+        favourites = personas.get(profile, set()) - {""}
+        lines = [table[period].setdefault((channel, use_case), ClickThrough())]
+        if use_case == "for_you" and favourites:
+            lines.append(persona[period])
+        was_clicked = properties.get("recommendation_id") in clicked
+        items = properties.get("items") or []
+        in_favourites = sum(item in catalog and catalog[item].category in favourites for item in items)
+        for line in lines:
+            line.shown += 1
+            line.clicked += was_clicked
+            line.items += len(items)
+            line.persona_items += in_favourites
+    return table, persona
 
 
 def _journeys(engage: Engage) -> list[JourneyLine]:

@@ -35,6 +35,7 @@ from engage.store.codec import time_param
 
 __all__ = [
     "Interactions",
+    "evaluation_frame",
     "load_interactions",
     "MODELS",
     "fit_model",
@@ -103,6 +104,20 @@ class Interactions:
 
 
 INTERACTION_COLUMNS = ("id", "profile_id", "item_id", "weight", "channel", "event", "at")
+
+
+def evaluation_frame(database: Database) -> pd.DataFrame:
+    """Every interaction of the workspace as an offline evaluation takes it: user, item, weight and the
+    time in seconds."""
+    frame = load_interactions(database)
+    return pd.DataFrame(
+        {
+            "user": frame["profile_id"],
+            "item": frame["item_id"],
+            "weight": frame["weight"].astype(float),
+            "timestamp": pd.to_datetime(frame["at"], utc=True).astype("int64") // 1_000_000_000,
+        }
+    )
 
 
 def load_interactions(

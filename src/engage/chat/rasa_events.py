@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, MutableMapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = ["RasaEvents", "SqlBrokerReader", "PikaBrokerReader", "broker_reader",
 
 log = logging.getLogger(__name__)
 BATCH = 500
+REMEMBERED_CONVERSATIONS = 10_000
 _TURNS = {"user": "ChatMessage", "bot": "ChatReplied"}
 
 
@@ -38,10 +40,16 @@ BrokerEvent = tuple[str, str, Mapping[str, Any]]
 """An event as a broker gave it: an id unique in that broker, the conversation's sender id, the event."""
 
 
-def tracker_calls(shop: ChatShop, events: Iterable[BrokerEvent]) -> list[dict[str, Any]]:
-    """Segment track calls for the user and bot turns among Rasa tracker events (id, sender, event)."""
+def tracker_calls(
+    shop: ChatShop,
+    events: Iterable[BrokerEvent],
+    metadata_of: MutableMapping[str, Mapping[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """Segment track calls for the user and bot turns among Rasa tracker events (id, sender, event).
+    `metadata_of` holds each conversation's last user-turn metadata, kept by the caller between batches: a
+    bot turn read in the batch after its user turn still belongs to that customer."""
     calls: list[dict[str, Any]] = []
-    metadata_of: dict[str, Mapping[str, Any]] = {}
+    metadata_of = {} if metadata_of is None else metadata_of
     for event_id, sender, event in events:
         kind = event.get("event")
         if kind not in _TURNS:
@@ -92,9 +100,15 @@ class RasaEvents:
     def __init__(self, shop: ChatShop, ingestor: Ingestor):
         self.shop = shop
         self.ingestor = ingestor
+        self._metadata: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
+        """The latest conversations' user-turn metadata (Rasa may publish a turn's events across polls)."""
 
     def ingest(self, events: list[BrokerEvent]) -> int:
-        calls = tracker_calls(self.shop, events)
+        calls = tracker_calls(self.shop, events, self._metadata)
+        for sender in {sender for _, sender, _ in events} & self._metadata.keys():
+            self._metadata.move_to_end(sender)
+        while len(self._metadata) > REMEMBERED_CONVERSATIONS:
+            self._metadata.popitem(last=False)
         if calls:
             result = self.ingestor.batch({"batch": calls}, size=0)
             for rejected in result.rejected:

@@ -21,6 +21,7 @@ import contextlib
 import random
 import re
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import policy
@@ -186,6 +187,7 @@ class LiveShop:
         self._seen_files: set[Path] = set()
         self._seen_sms = 0
         self._carts: dict[int, Cart] = {}
+        self._carts_made: Counter[int] = Counter()
         self._landings: list[dict[str, Any]] = []
         """The visits that clicks in messages lead to, made at the start of the next step."""
         self._opted_out: set[str] = set()
@@ -265,7 +267,8 @@ class LiveShop:
         """The shopper's cart: the one they left, until they order it."""
         cart = self._carts.get(shopper.number)
         if cart is None or cart.ordered:
-            number = int(cart.id.rsplit("-", 1)[1]) + 1 if cart else 1
+            self._carts_made[shopper.number] += 1
+            number = self._carts_made[shopper.number]
             cart = self._carts[shopper.number] = Cart(f"cart-{shopper.number}-live-{number}")
         return cart
 
